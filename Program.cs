@@ -16,7 +16,9 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace BabyNames;
@@ -43,123 +45,220 @@ internal sealed class Param(int rows, int cols)
     public float[] Grad { get; } = new float[rows * cols];
 
     /// <summary>Plain SGD, and the gradient is zeroed in the same pass, ready for the next step.</summary>
-    public void Step(float lr)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public unsafe void Step(float lr)
     {
         var rate = Vector512.Create(lr);
-        for (int i = 0; i < Data.Length; i += Lanes)
-        {
-            Store(Load(Data, i) - rate * Load(Grad, i), Data, i);
-            Store(Vector512<float>.Zero, Grad, i);
-        }
+        fixed (float* data = Data, grad = Grad)
+            for (int i = 0; i < Data.Length; i += Ops.Lanes)
+            {
+                (Vector512.Load(data + i) - rate * Vector512.Load(grad + i)).Store(data + i);
+                Vector512<float>.Zero.Store(grad + i);
+            }
     }
 
     public void ZeroGrad() => Array.Clear(Grad);
-
-    // Every table's width is a whole number of vectors (the model pads it), so no kernel needs a tail.
-    internal const int Lanes = 16;
-
-    internal static Vector512<float> Load(float[] a, int i) =>
-        Vector512.LoadUnsafe(ref MemoryMarshal.GetArrayDataReference(a), (nuint)i);
-
-    internal static void Store(Vector512<float> v, float[] a, int i) =>
-        v.StoreUnsafe(ref MemoryMarshal.GetArrayDataReference(a), (nuint)i);
 }
 
 // ================================================================================================
 // Primitives: each computes its output and, right beside it, its backpropagator
 // ================================================================================================
-// Buffers are float[] owned by the model and reused every step; rows are padded to a multiple of
-// 16 floats (one Vector512) and the padding stays zero. Vector512 runs as two Vector256 halves on
-// machines without AVX-512, so the same code is the fallback.
+// Each primitive runs its forward kernel and returns the output with a closure that runs the
+// backward kernel and then hands the input's gradient on. The kernels are static local functions
+// over pinned pointers, so that the hot loops run on registers and plain pointer arithmetic, not
+// on the closure's captured fields and bounds-checked indices. Buffers are float[] owned by the
+// model and reused every step. Every row is a whole number of 16-float vectors, padding columns
+// included (they stay zero), so no kernel needs a scalar tail. On a machine without AVX-512,
+// Vector512 runs as two Vector256 halves: the same code is the fallback.
 
 internal static class Ops
 {
-    const int Lanes = Param.Lanes;
+    public const int Lanes = 16;
 
-    /// <summary>out[i] = table[rows[i]] for the first n·K entries of rows: (n,K,D). A row used
-    /// twice gets both gradients added.</summary>
+    public static int RoundUp(int size) => (size + Lanes - 1) / Lanes * Lanes;
+
+    // The kernels index their buffers without bounds checks, so each primitive checks the shapes
+    // it is given (once per call) before it runs them.
+    static void Require(bool shapesFit, string primitive)
+    {
+        if (!shapesFit) throw new ArgumentException($"{primitive}: the buffers do not have the shapes it needs");
+    }
+
+    /// <summary>out[i] = table[rows[i]] for i below count: (n,K,D) when rows holds n·K rows.</summary>
     public static Node<float[]> GatherRows(Param table, int[] rows, int count, float[] output)
     {
-        int D = table.Cols;
-        for (int i = 0; i < count; i++)
-            table.Data.AsSpan(rows[i] * D, D).CopyTo(output.AsSpan(i * D, D));
-        return new(output, g =>
+        Require(table.Cols % Lanes == 0 && rows.Length >= count && output.Length >= count * table.Cols
+            && rows.AsSpan(0, count).IndexOfAnyExceptInRange(0, table.Rows - 1) < 0, "GatherRows");
+        Forward(table.Data, rows, count, table.Cols, output);
+        return new(output, g => Backward(g, rows, count, table.Cols, table.Grad));
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+
+        static unsafe void Forward(float[] table, int[] rows, int count, int D, float[] output)
         {
-            for (int i = 0; i < count; i++)
-                for (int d = 0, r = rows[i] * D; d < D; d += Lanes)
-                    Param.Store(Param.Load(table.Grad, r + d) + Param.Load(g, i * D + d), table.Grad, r + d);
-        });
+            fixed (float* t = table, o = output)
+                for (int i = 0; i < count; i++)
+                    for (int d = 0; d < D; d += Lanes)
+                        Vector512.Load(t + rows[i] * D + d).Store(o + i * D + d);
+        }
+
+        // a row used more than once receives the sum of its gradients
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Backward(float[] g, int[] rows, int count, int D, float[] grad)
+        {
+            fixed (float* gp = g, t = grad)
+                for (int i = 0; i < count; i++)
+                    for (int d = 0; d < D; d += Lanes)
+                    {
+                        float* row = t + rows[i] * D + d;
+                        (Vector512.Load(row) + Vector512.Load(gp + i * D + d)).Store(row);
+                    }
+        }
     }
 
-    /// <summary>(n,K,D) → (n,D): the sum over the K context positions. Its gradient flows unchanged
-    /// to every position.</summary>
+    /// <summary>(n,K,D) → (n,D): the sum over the K context positions. The gradient flows back
+    /// unchanged to every position.</summary>
     public static Node<float[]> SumOverK(Node<float[]> x, int n, int K, int D, float[] output, float[] gradX)
     {
-        var xs = x.Value;
-        for (int b = 0; b < n; b++)
-            for (int d = 0; d < D; d += Lanes)
-            {
-                var sum = Param.Load(xs, b * K * D + d);
-                for (int k = 1; k < K; k++) sum += Param.Load(xs, (b * K + k) * D + d);
-                Param.Store(sum, output, b * D + d);
-            }
+        Require(D % Lanes == 0 && x.Value.Length >= n * K * D && gradX.Length >= n * K * D && output.Length >= n * D, "SumOverK");
+        Forward(x.Value, n, K, D, output);
         return new(output, g =>
         {
-            for (int b = 0; b < n; b++)
-                for (int k = 0; k < K; k++)
-                    g.AsSpan(b * D, D).CopyTo(gradX.AsSpan((b * K + k) * D, D));
+            Backward(g, n, K, D, gradX);
             x.Back(gradX);
         });
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+
+        static unsafe void Forward(float[] x, int n, int K, int D, float[] output)
+        {
+            fixed (float* xp = x, o = output)
+                for (int b = 0; b < n; b++)
+                    for (int d = 0; d < D; d += Lanes)
+                    {
+                        float* column = xp + b * K * D + d;
+                        var sum = Vector512.Load(column);
+                        for (int k = 1; k < K; k++) sum += Vector512.Load(column + k * D);
+                        sum.Store(o + b * D + d);
+                    }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+
+        static unsafe void Backward(float[] g, int n, int K, int D, float[] gradX)
+        {
+            fixed (float* gp = g, gx = gradX)
+                for (int b = 0; b < n; b++)
+                    for (int d = 0; d < D; d += Lanes)
+                    {
+                        var gb = Vector512.Load(gp + b * D + d);
+                        for (int k = 0; k < K; k++) gb.Store(gx + (b * K + k) * D + d);
+                    }
+        }
     }
 
-    /// <summary>logits = h·Wᵀ + bias: (n,D) × (V,D)ᵀ → (n,Vp), where Vp is V rounded up to whole
-    /// vectors and the padding columns are left at zero.</summary>
+    /// <summary>logits = h·Wᵀ + bias: (n,D) and (Vw,D) → (n,Vp), where W's row count Vw is a
+    /// multiple of 4 and Vp, bias's width, a multiple of 16; rows of W past the vocabulary are zero,
+    /// and so are the logits past it.</summary>
     public static Node<float[]> MatMul(Node<float[]> h, Param W, Param bias, int n,
         float[] wT, float[] output, float[] gradH)
     {
-        var hs = h.Value;
-        int V = W.Rows, D = W.Cols, Vp = bias.Cols;
-        // Wᵀ (D,Vp) lets one example's logits be built a vector of 16 characters at a time from
-        // broadcasts of h, with no horizontal sums.
-        for (int v = 0; v < V; v++)
-            for (int d = 0; d < D; d++)
-                wT[d * Vp + v] = W.Data[v * D + d];
-        for (int b = 0; b < n; b++)
-            for (int j = 0; j < Vp; j += Lanes)
-            {
-                // two accumulators halve the chain of dependent multiply-adds
-                var even = Param.Load(bias.Data, j);
-                var odd = Vector512<float>.Zero;
-                for (int d = 0; d < D; d += 2)
-                {
-                    even = Vector512.FusedMultiplyAdd(Vector512.Create(hs[b * D + d]), Param.Load(wT, d * Vp + j), even);
-                    odd = Vector512.FusedMultiplyAdd(Vector512.Create(hs[b * D + d + 1]), Param.Load(wT, (d + 1) * Vp + j), odd);
-                }
-                Param.Store(even + odd, output, b * Vp + j);
-            }
+        int D = W.Cols, Vp = bias.Cols;
+        Require(D % Lanes == 0 && W.Rows % 4 == 0 && Vp % Lanes == 0 && W.Rows <= Vp && bias.Rows == 1
+            && h.Value.Length >= n * D && gradH.Length >= n * D && wT.Length >= D * Vp && output.Length >= n * Vp, "MatMul");
+        Forward(h.Value, W, bias.Data, n, wT, output);
         return new(output, g =>
         {
-            // One sweep over the batch gives all three gradients:
-            // dh[b] = Σ_v g[b,v]·W[v],  dW[v] += Σ_b g[b,v]·h[b],  dbias += Σ_b g[b].
-            for (int b = 0; b < n; b++)
-            {
-                for (int d = 0; d < D; d += Lanes)
-                {
-                    var hb = Param.Load(hs, b * D + d);
-                    var dh = Vector512<float>.Zero;
-                    for (int v = 0; v < V; v++)
-                    {
-                        var gv = Vector512.Create(g[b * Vp + v]);
-                        Param.Store(Vector512.FusedMultiplyAdd(gv, hb, Param.Load(W.Grad, v * D + d)), W.Grad, v * D + d);
-                        dh = Vector512.FusedMultiplyAdd(gv, Param.Load(W.Data, v * D + d), dh);
-                    }
-                    Param.Store(dh, gradH, b * D + d);
-                }
-                for (int j = 0; j < Vp; j += Lanes)
-                    Param.Store(Param.Load(bias.Grad, j) + Param.Load(g, b * Vp + j), bias.Grad, j);
-            }
+            Backward(g, h.Value, W, bias.Grad, n, gradH);
             h.Back(gradH);
         });
+
+        // With Wᵀ (D,Vp), a vector of 16 logits is a sum of broadcasts of h times rows of Wᵀ: no
+        // horizontal sums. Eight examples share each load of Wᵀ, and their eight sums are
+        // independent chains of multiply-adds, enough to keep the multiply-add units busy.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Forward(float[] h, Param W, float[] bias, int n, float[] wT, float[] output)
+        {
+            int D = W.Cols, Vp = bias.Length;
+            fixed (float* hp = h, wp = W.Data, wt = wT, bp = bias, o = output)
+            {
+                for (int v = 0; v < Vp; v += Lanes)
+                    for (int d = 0; d < D; d += Lanes)
+                        TransposeBlock(wp + v * D + d, D, Math.Min(Lanes, W.Rows - v), wt + d * Vp + v, Vp);
+                for (int b = 0; b < n; b += 8)
+                {
+                    // a last block of fewer than 8 examples repeats its last row and stores only its own
+                    int last = Math.Min(7, n - 1 - b);
+                    int r1 = Math.Min(1, last) * D, r2 = Math.Min(2, last) * D, r3 = Math.Min(3, last) * D,
+                        r4 = Math.Min(4, last) * D, r5 = Math.Min(5, last) * D, r6 = Math.Min(6, last) * D, r7 = last * D;
+                    for (int j = 0; j < Vp; j += Lanes)
+                    {
+                        var s0 = Vector512.Load(bp + j);
+                        var (s1, s2, s3, s4, s5, s6, s7) = (s0, s0, s0, s0, s0, s0, s0);
+                        float* x = hp + b * D, column = wt + j;
+                        for (int d = 0; d < D; d++, x++, column += Vp)
+                        {
+                            var w = Vector512.Load(column);
+                            s0 = Vector512.FusedMultiplyAdd(Vector512.Create(x[0]), w, s0);
+                            s1 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r1]), w, s1);
+                            s2 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r2]), w, s2);
+                            s3 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r3]), w, s3);
+                            s4 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r4]), w, s4);
+                            s5 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r5]), w, s5);
+                            s6 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r6]), w, s6);
+                            s7 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r7]), w, s7);
+                        }
+                        Span<Vector512<float>> sums = [s0, s1, s2, s3, s4, s5, s6, s7];
+                        for (int i = 0; i <= last; i++) sums[i].Store(o + (b + i) * Vp + j);
+                    }
+                }
+            }
+        }
+
+        // One sweep over the batch per block of 4 rows of W gives all three gradients:
+        // dh[b] = Σ_v g[b,v]·W[v],  dW[v] += Σ_b g[b,v]·h[b],  dbias += Σ_b g[b].
+        // The block's rows of W and their gradient sums stay in registers for the whole sweep, and
+        // each broadcast g[b,v] feeds both products.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Backward(float[] g, float[] h, Param W, float[] biasGrad, int n, float[] gradH)
+        {
+            int D = W.Cols, Vp = biasGrad.Length;
+            fixed (float* gp = g, hp = h, wp = W.Data, gw = W.Grad, bg = biasGrad, dh = gradH)
+            {
+                for (int d = 0; d < D; d += Lanes)
+                    for (int v = 0; v < W.Rows; v += 4)
+                    {
+                        float* wv = wp + v * D + d;
+                        var (w0, w1, w2, w3) = (Vector512.Load(wv), Vector512.Load(wv + D), Vector512.Load(wv + 2 * D), Vector512.Load(wv + 3 * D));
+                        var (a0, a1, a2, a3) = (Vector512<float>.Zero, Vector512<float>.Zero, Vector512<float>.Zero, Vector512<float>.Zero);
+                        float* gb = gp + v, hb = hp + d, dhb = dh + d;
+                        for (int b = 0; b < n; b++, gb += Vp, hb += D, dhb += D)
+                        {
+                            var x = Vector512.Load(hb);
+                            var (g0, g1, g2, g3) = (Vector512.Create(gb[0]), Vector512.Create(gb[1]), Vector512.Create(gb[2]), Vector512.Create(gb[3]));
+                            a0 = Vector512.FusedMultiplyAdd(g0, x, a0);
+                            a1 = Vector512.FusedMultiplyAdd(g1, x, a1);
+                            a2 = Vector512.FusedMultiplyAdd(g2, x, a2);
+                            a3 = Vector512.FusedMultiplyAdd(g3, x, a3);
+                            var sum = v == 0 ? Vector512<float>.Zero : Vector512.Load(dhb);
+                            var even = Vector512.FusedMultiplyAdd(g2, w2, Vector512.FusedMultiplyAdd(g0, w0, sum));
+                            var odd = Vector512.FusedMultiplyAdd(g3, w3, g1 * w1);
+                            (even + odd).Store(dhb);
+                        }
+                        float* gwv = gw + v * D + d;
+                        (Vector512.Load(gwv) + a0).Store(gwv);
+                        (Vector512.Load(gwv + D) + a1).Store(gwv + D);
+                        (Vector512.Load(gwv + 2 * D) + a2).Store(gwv + 2 * D);
+                        (Vector512.Load(gwv + 3 * D) + a3).Store(gwv + 3 * D);
+                    }
+                for (int j = 0; j < Vp; j += Lanes)
+                {
+                    var sum = Vector512.Load(bg + j);
+                    for (int b = 0; b < n; b++) sum += Vector512.Load(gp + b * Vp + j);
+                    sum.Store(bg + j);
+                }
+            }
+        }
     }
 
     /// <summary>Mean over n examples of −log softmax(logits[b])[targets[b]], over the first V
@@ -167,77 +266,181 @@ internal static class Ops
     public static Node<float> SoftmaxCrossEntropy(Node<float[]> logits, int[] targets, int n, int V,
         float[] probs, float[] gradLogits)
     {
-        var ls = logits.Value;
         int Vp = RoundUp(V);
-        double total = 0;
-        for (int b = 0; b < n; b++)
+        Require(n > 0 && logits.Value.Length >= n * Vp && probs.Length >= n * Vp && gradLogits.Length >= n * Vp
+            && targets.Length >= n && targets.AsSpan(0, n).IndexOfAnyExceptInRange(0, V - 1) < 0, "SoftmaxCrossEntropy");
+        float loss = Forward(logits.Value, targets, n, V, probs);
+        return new(loss, g =>
         {
-            int row = b * Vp;
-            var max = Vector512.Create(float.NegativeInfinity);
-            for (int j = 0; j < Vp; j += Lanes) max = Vector512.Max(max, RealColumns(Param.Load(ls, row + j), j, V, float.NegativeInfinity));
-            float m = HorizontalMax(max);
-            var z = Vector512<float>.Zero;
-            for (int j = 0; j < Vp; j += Lanes)
-            {
-                var e = RealColumns(Exp(Param.Load(ls, row + j) - Vector512.Create(m)), j, V, 0f);
-                Param.Store(e, probs, row + j);
-                z += e;
-            }
-            float sum = Vector512.Sum(z);
-            var inverse = Vector512.Create(1f / sum);
-            for (int j = 0; j < Vp; j += Lanes) Param.Store(Param.Load(probs, row + j) * inverse, probs, row + j);
-            total += Math.Log(sum) - (ls[row + targets[b]] - m);
-        }
-        return new((float)(total / n), g =>
-        {
-            var scale = Vector512.Create(g / n);
-            for (int b = 0; b < n; b++)
-            {
-                for (int j = 0; j < Vp; j += Lanes) Param.Store(Param.Load(probs, b * Vp + j) * scale, gradLogits, b * Vp + j);
-                gradLogits[b * Vp + targets[b]] -= g / n;
-            }
+            Backward(g, probs, targets, n, V, gradLogits);
             logits.Back(gradLogits);
         });
+
+        // probs[b] = softmax(logits[b]), zero in the padding columns. Σ_b log z_b is taken as
+        // log Π z_b, one log per 64 examples instead of one each: with the maximum subtracted every
+        // z_b is between 1 and V, so the product of 64 fits in a double.
+        static float Forward(float[] logits, int[] targets, int n, int V, float[] probs)
+        {
+            double total = 0;
+            for (int start = 0; start < n; start += 64)
+                total += Rows(logits, targets, start, Math.Min(n, start + 64), V, probs);
+            return (float)(total / n);
+        }
+
+        // the summed loss of rows [from, to)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe double Rows(float[] logits, int[] targets, int from, int to, int V, float[] probs)
+        {
+            int Vp = RoundUp(V);
+            var lastReal = Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(Vp - Lanes), Vector512.Create(V)).AsSingle();
+            var negativeInfinity = Vector512.Create(float.NegativeInfinity);
+            double sums = 1, targetLogits = 0;
+            // Three passes over the rows: maxima, then exps and their sums, then the division. Each
+            // row's softmax is one long chain of dependent steps; pass by pass, the chains of
+            // different rows are independent and the processor runs them side by side.
+            float* maxima = stackalloc float[to - from], totals = stackalloc float[to - from];
+            fixed (float* lp = logits, pp = probs)
+            {
+                for (int b = from; b < to; b++)
+                {
+                    float* row = lp + b * Vp;
+                    var max = negativeInfinity;
+                    for (int j = 0; j < Vp; j += Lanes)
+                        max = Vector512.MaxNative(max, Vector512.ConditionalSelect(Real(j), Vector512.Load(row + j), negativeInfinity));
+                    maxima[b - from] = HorizontalMax(max);
+                }
+                for (int b = from; b < to; b++)
+                {
+                    float* row = lp + b * Vp, p = pp + b * Vp;
+                    var m = Vector512.Create(maxima[b - from]);
+                    var z = Vector512<float>.Zero;
+                    for (int j = 0; j < Vp; j += Lanes)
+                    {
+                        var e = Exp(Vector512.Load(row + j) - m) & Real(j);
+                        e.Store(p + j);
+                        z += e;
+                    }
+                    totals[b - from] = HorizontalSum(z);
+                }
+                for (int b = from; b < to; b++)
+                {
+                    float* p = pp + b * Vp;
+                    float sum = totals[b - from];
+                    var inverse = Vector512.Create(1f / sum);
+                    for (int j = 0; j < Vp; j += Lanes) (Vector512.Load(p + j) * inverse).Store(p + j);
+                    targetLogits += lp[b * Vp + targets[b]] - maxima[b - from];
+                    sums *= sum;
+                }
+            }
+            return Math.Log(sums) - targetLogits;
+
+            // lanes at or past column V are padding
+            Vector512<float> Real(int j) => j + Lanes <= V ? Vector512<float>.AllBitsSet : lastReal;
+        }
+
+        // d(mean loss)/dlogits[b] = (probs[b] − onehot(targets[b])) / n
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Backward(float g, float[] probs, int[] targets, int n, int V, float[] gradLogits)
+        {
+            int Vp = RoundUp(V);
+            var scale = Vector512.Create(g / n);
+            fixed (float* pp = probs, gl = gradLogits)
+                for (int b = 0; b < n; b++)
+                {
+                    for (int j = 0; j < Vp; j += Lanes) (Vector512.Load(pp + b * Vp + j) * scale).Store(gl + b * Vp + j);
+                    gl[b * Vp + targets[b]] -= g / n;
+                }
+        }
     }
 
-    public static int RoundUp(int size) => (size + Lanes - 1) / Lanes * Lanes;
-
-    // Lanes at or past column V are padding: they read as `fill`.
-    static Vector512<float> RealColumns(Vector512<float> v, int j, int V, float fill) =>
-        j + Lanes <= V ? v : Vector512.ConditionalSelect(
-            Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(j), Vector512.Create(V)).AsSingle(),
-            v, Vector512.Create(fill));
+    /// <summary>Writes the transpose of a 16×16 block (rows of `stride` floats, the first `rows`
+    /// of them real, the rest read as zero) to dst (rows of `dstStride` floats).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void TransposeBlock(float* src, int stride, int rows, float* dst, int dstStride)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            for (int i = 0; i < Lanes; i++)
+                for (int j = 0; j < Lanes; j++)
+                    dst[j * dstStride + i] = i < rows ? src[i * stride + j] : 0;
+            return;
+        }
+        // With AVX-512, 64 shuffles in four rounds: pairs of rows are interleaved as floats, then
+        // pairs of those as doubles, so that each 128-bit lane holds one column of four rows;
+        // two rounds of 128-bit lane shuffles then put the four lanes of each column together.
+        var r = stackalloc Vector512<float>[Lanes];
+        var t = stackalloc Vector512<float>[Lanes];
+        for (int i = 0; i < Lanes; i++) r[i] = i < rows ? Vector512.Load(src + i * stride) : default;
+        for (int i = 0; i < Lanes; i += 2)
+        {
+            t[i] = Avx512F.UnpackLow(r[i], r[i + 1]);
+            t[i + 1] = Avx512F.UnpackHigh(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < Lanes; i += 4)
+        {
+            // r[i + m] now holds, in 128-bit lane L, column 4L + m of rows i..i+3
+            r[i] = Avx512F.UnpackLow(t[i].AsDouble(), t[i + 2].AsDouble()).AsSingle();
+            r[i + 1] = Avx512F.UnpackHigh(t[i].AsDouble(), t[i + 2].AsDouble()).AsSingle();
+            r[i + 2] = Avx512F.UnpackLow(t[i + 1].AsDouble(), t[i + 3].AsDouble()).AsSingle();
+            r[i + 3] = Avx512F.UnpackHigh(t[i + 1].AsDouble(), t[i + 3].AsDouble()).AsSingle();
+        }
+        for (int m = 0; m < 4; m++)
+        {
+            const byte even = 0b10_00_10_00, odd = 0b11_01_11_01; // lanes 0,2 or 1,3 of each source
+            var lanes02Low = Avx512F.Shuffle4x128(r[m], r[4 + m], even);
+            var lanes13Low = Avx512F.Shuffle4x128(r[m], r[4 + m], odd);
+            var lanes02High = Avx512F.Shuffle4x128(r[8 + m], r[12 + m], even);
+            var lanes13High = Avx512F.Shuffle4x128(r[8 + m], r[12 + m], odd);
+            Avx512F.Shuffle4x128(lanes02Low, lanes02High, even).Store(dst + m * dstStride);
+            Avx512F.Shuffle4x128(lanes13Low, lanes13High, even).Store(dst + (4 + m) * dstStride);
+            Avx512F.Shuffle4x128(lanes02Low, lanes02High, odd).Store(dst + (8 + m) * dstStride);
+            Avx512F.Shuffle4x128(lanes13Low, lanes13High, odd).Store(dst + (12 + m) * dstStride);
+        }
+    }
 
     static float HorizontalMax(Vector512<float> v)
     {
-        var half = Vector256.Max(v.GetLower(), v.GetUpper());
-        var quarter = Vector128.Max(half.GetLower(), half.GetUpper());
-        quarter = Vector128.Max(quarter, Vector128.Shuffle(quarter, Vector128.Create(2, 3, 0, 1)));
-        quarter = Vector128.Max(quarter, Vector128.Shuffle(quarter, Vector128.Create(1, 0, 3, 2)));
+        var half = Vector256.MaxNative(v.GetLower(), v.GetUpper());
+        var quarter = Vector128.MaxNative(half.GetLower(), half.GetUpper());
+        quarter = Vector128.MaxNative(quarter, Vector128.Shuffle(quarter, Vector128.Create(2, 3, 0, 1)));
+        quarter = Vector128.MaxNative(quarter, Vector128.Shuffle(quarter, Vector128.Create(1, 0, 3, 2)));
+        return quarter.ToScalar();
+    }
+
+    static float HorizontalSum(Vector512<float> v)
+    {
+        var half = v.GetLower() + v.GetUpper();
+        var quarter = half.GetLower() + half.GetUpper();
+        quarter += Vector128.Shuffle(quarter, Vector128.Create(2, 3, 0, 1));
+        quarter += Vector128.Shuffle(quarter, Vector128.Create(1, 0, 3, 2));
         return quarter.ToScalar();
     }
 
     /// <summary>e^x for x ≤ 0, to about 1e-7 relative: e^x = 2^n · e^r with n = round(x/ln 2) and
-    /// |r| ≤ ln(2)/2, where a degree-6 Taylor polynomial in r is accurate enough for float.</summary>
+    /// |r| ≤ ln(2)/2, where a degree-7 Taylor polynomial in r is exact to float precision.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> Exp(Vector512<float> x)
     {
         x = Vector512.Max(x, Vector512.Create(-87f)); // keeps 2^n normal; e^-87 is 0 to a softmax
-        var n = Vector512.Round(x * Vector512.Create(1.44269504f));
-        // ln 2 split in two so that n·ln2 is subtracted without rounding error (Cody and Waite)
+        // Adding 1.5·2^23 rounds x/ln2 to a whole number n and leaves n + 127, the exponent bits
+        // of 2^n, in the low bits of t.
+        var magic = Vector512.Create(12582912f + 127f);
+        var t = Vector512.FusedMultiplyAdd(x, Vector512.Create(1.44269504f), magic);
+        var n = t - magic;
+        // ln 2 split in two, so that x − n·ln2 loses nothing to rounding (Cody and Waite)
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
-        var p = Vector512.Create(1f / 720);
+        var p = Vector512.Create(1f / 5040);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 720));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
         p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
-        var twoToN = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
-        return p * twoToN;
+        return p * Vector512.ShiftLeft(t.AsInt32(), 23).AsSingle();
     }
 }
-
 // ================================================================================================
 // Data: names, their characters, and (context → next character) examples
 // ================================================================================================
@@ -274,7 +477,12 @@ internal sealed class Vocabulary
         for (int i = 1; i < symbols.Length; i++) ids[symbols[i]] = i;
     }
 
+    public Vocabulary(IEnumerable<Rune> characters) : this(characters.Select(c => c.ToString())) { }
+
     public int Size => symbols.Length;
+
+    /// <summary>The characters, in id order, the boundary left out.</summary>
+    public IEnumerable<Rune> Characters => symbols.Skip(1);
 
     public bool TryEncode(string text, out int[] encoded, out Rune unknown)
     {
@@ -321,8 +529,8 @@ internal static class Names
             var name = rawLine.Trim().Normalize(NormalizationForm.FormC).ToLowerInvariant();
             if (name.Length == 0) continue;
             foreach (var c in name)
-                if (char.IsControl(c))
-                    throw new UserError(1, $"{source}, line {lineNumber}: control character U+{(int)c:X4}; give a text file with one name a line");
+                if (char.IsControl(c) || (char.IsWhiteSpace(c) && c != ' '))
+                    throw new UserError(1, $"{source}, line {lineNumber}: control or space character U+{(int)c:X4} in a name; give a text file with one name a line");
             int length = name.EnumerateRunes().Count();
             if (length > Limits.MaxNameLength)
                 throw new UserError(1, $"{source}, line {lineNumber}: a name of {length} characters; names may have at most {Limits.MaxNameLength}");
@@ -380,30 +588,35 @@ internal sealed class Examples
 {
     public int K { get; }
     public int Count { get; }
-    public ushort[] Context { get; } // (Count,K) character ids, oldest first
-    public ushort[] Next { get; }    // (Count)
+    // (Count,K+1): each example's K context characters, oldest first, then the character that
+    // follows them; one example is one short run of memory, however the batch picks them.
+    public ushort[] Tokens { get; }
+
+    public ReadOnlySpan<ushort> Context(int i) => Tokens.AsSpan(i * (K + 1), K);
+
+    public int Next(int i) => Tokens[i * (K + 1) + K];
 
     public Examples(IReadOnlyList<string> names, Vocabulary vocab, int K)
     {
         this.K = K;
         var encoded = names.Select(vocab.Encode).ToArray();
-        Count = encoded.Sum(name => name.Length + 1);
-        Context = new ushort[(long)Count * K];
-        Next = new ushort[Count];
+        long count = encoded.Sum(name => (long)name.Length + 1);
+        if (count * (K + 1) > Array.MaxLength)
+            throw new UserError(1, $"{count:N0} examples of context {K} do not fit in memory; use fewer names or a smaller --context");
+        Count = (int)count;
+        Tokens = new ushort[Count * (K + 1)];
         int i = 0;
-        Span<ushort> window = stackalloc ushort[K];
         foreach (var name in encoded)
-        {
-            window.Fill(Vocabulary.Boundary);
-            for (int t = 0; t <= name.Length; i++, t++)
+            for (int t = 0; t <= name.Length; t++, i++)
             {
-                ushort next = (ushort)(t < name.Length ? name[t] : Vocabulary.Boundary);
-                window.CopyTo(Context.AsSpan(i * K, K));
-                Next[i] = next;
-                window[1..].CopyTo(window);
-                window[^1] = next;
+                var example = Tokens.AsSpan(i * (K + 1), K + 1);
+                for (int k = 0; k < K; k++)
+                {
+                    int position = t - K + k; // where in the name the k-th context character is
+                    example[k] = (ushort)(position < 0 ? Vocabulary.Boundary : name[position]);
+                }
+                example[K] = (ushort)(t < name.Length ? name[t] : Vocabulary.Boundary);
             }
-        }
     }
 }
 
@@ -421,6 +634,7 @@ internal sealed class Rng
         state = (z ^ (z >> 31)) | 1;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ulong Next()
     {
         state ^= state >> 12;
@@ -461,9 +675,12 @@ internal sealed class Model
     public int BatchSize { get; }
     public bool Positional { get; }
     public Param Embedding { get; } // (K·V or V, Width)
-    public Param Weight { get; }    // (V, Width)
+    public Param Weight { get; }    // (V rounded up to 4, Width)
     public Param Bias { get; }      // (1, Vp)
     public IReadOnlyList<Param> Params => [Embedding, Weight, Bias];
+
+    // character c at context position k uses embedding row k·rowOffset + c
+    readonly int rowOffset;
 
     // step buffers, reused every step
     readonly int[] rows;            // (B,K) embedding rows of the batch's contexts
@@ -477,19 +694,22 @@ internal sealed class Model
     {
         (V, K, D, BatchSize, Positional) = (vocabularySize, context, dim, batchSize, positional);
         Width = Ops.RoundUp(dim);
-        int Vp = Ops.RoundUp(V), tableRows = positional ? K * V : V;
-        long floats = 2L * (tableRows + V + 1) * Width + 2L * batchSize * K * Width
+        // W gets rows up to a multiple of 4 and the logits columns up to a multiple of 16, as
+        // MatMul wants.
+        int Vp = Ops.RoundUp(V), Vw = (V + 3) / 4 * 4, tableRows = positional ? K * V : V;
+        long floats = 2L * (tableRows + Vw + 1) * Width + 2L * batchSize * K * Width
             + 2L * batchSize * Width + (long)Width * Vp + 3L * batchSize * Vp;
         if (floats * sizeof(float) > Limits.MaxBufferBytes)
             throw new UserError(2, $"these sizes need {floats * sizeof(float) >> 20} MB of buffers, more than the {Limits.MaxBufferBytes >> 20} MB limit; use a smaller --batch-size, --context or --dim");
         Embedding = new Param(tableRows, Width);
-        Weight = new Param(V, Width);
+        Weight = new Param(Vw, Width);
         Bias = new Param(1, Vp);
-        foreach (var table in (Param[])[Embedding, Weight])
-            for (int r = 0; r < table.Rows; r++)
+        foreach (var (table, rows) in (ReadOnlySpan<(Param, int)>)[(Embedding, tableRows), (Weight, V)])
+            for (int r = 0; r < rows; r++)
                 for (int d = 0; d < D; d++)
                     table.Data[r * Width + d] = (float)(rng.NextDouble() - 0.5);
-        rows = new int[batchSize * K];
+        rowOffset = positional ? V : 0;
+        this.rows = new int[batchSize * K];
         targets = new int[batchSize];
         gathered = new float[batchSize * K * Width];
         gradGathered = new float[gathered.Length];
@@ -502,21 +722,21 @@ internal sealed class Model
     }
 
     /// <summary>Puts example i of a set into batch slot `slot`.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void SetExample(int slot, Examples set, int i)
     {
-        for (int k = 0; k < K; k++) rows[slot * K + k] = Row(k, set.Context[i * K + k]);
-        targets[slot] = set.Next[i];
+        var tokens = set.Tokens.AsSpan(i * (K + 1), K + 1);
+        for (int k = 0; k < K; k++) rows[slot * K + k] = k * rowOffset + tokens[k];
+        targets[slot] = tokens[K];
     }
 
     /// <summary>Puts a context (K character ids, oldest first) into batch slot `slot`.</summary>
     public void SetContext(int slot, ReadOnlySpan<int> context)
     {
-        for (int k = 0; k < K; k++) rows[slot * K + k] = Row(k, context[k]);
+        for (int k = 0; k < K; k++) rows[slot * K + k] = k * rowOffset + context[k];
     }
 
-    int Row(int k, int c) => Positional ? k * V + c : c;
-
-    /// <summary>Scores for the next character of the first n slots: (n,Vp), the first V real.</summary>
+    /// <summary>Scores for the next character of the first n batchSize: (n,Vp), the first V real.</summary>
     public Node<float[]> Logits(int n) =>
         Ops.MatMul(
             Ops.SumOverK(Ops.GatherRows(Embedding, rows, n * K, gathered), n, K, Width, hidden, gradGathered),
@@ -534,20 +754,30 @@ internal sealed class Model
 // Training
 // ================================================================================================
 
-internal sealed record TrainResult(long Steps, double Seconds, float TrainLoss, long AllocatedBytesPerStep);
+/// <summary>What a training run did. LossCurve holds the mean training loss in each of its
+/// stretches of the run, for the sparkline.</summary>
+internal sealed record TrainResult(long Steps, double Seconds, float TrainLoss, long AllocatedBytesPerStep, float[] LossCurve);
 
 internal static class Trainer
 {
-    /// <summary>SGD on random minibatches, for `seconds` of wall time or exactly `steps` steps.</summary>
-    public static TrainResult Train(Model model, Examples train, float lr, double seconds, long? steps, Rng rng)
+    public const int CurvePoints = 40;
+
+    /// <summary>SGD on random minibatches, for `seconds` of wall time or exactly `steps` steps,
+    /// whichever is given, or until `stop` is cancelled (after at least one step). `progress`, if
+    /// given, hears (step, elapsed seconds, loss) a few times a second.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static TrainResult Train(Model model, Examples train, float lr, double seconds, long? steps, Rng rng,
+        CancellationToken stop = default, Action<long, double, float>? progress = null)
     {
         int B = model.BatchSize;
+        var curve = new double[CurvePoints];
+        var counts = new int[CurvePoints];
         long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         var clock = Stopwatch.StartNew();
+        double elapsed = 0, lastReport = 0;
         float loss = float.NaN;
         long step = 0;
-        // reading the clock every 16 steps keeps it out of the profile, even at tiny batches
-        for (; steps is long n ? step < n : step % 16 != 0 || clock.Elapsed.TotalSeconds < seconds; step++)
+        while (true)
         {
             for (int b = 0; b < B; b++) model.SetExample(b, train, rng.Below(train.Count));
             var node = model.Loss(B);
@@ -556,10 +786,27 @@ internal static class Trainer
                 throw new UserError(1, $"training diverged at step {step + 1} (loss = {(float.IsNaN(loss) ? "NaN" : "Infinity")}); try a smaller --lr");
             node.Back(1f);
             model.Step(lr);
+            step++;
+
+            double done = steps is long total ? (double)step / total : elapsed / seconds;
+            int point = Math.Min(CurvePoints - 1, (int)(done * CurvePoints));
+            curve[point] += loss;
+            counts[point]++;
+            if (steps is long n && step >= n) break;
+            // reading the clock every 16 steps keeps it out of the profile, even at tiny batches
+            if (step % 16 != 0) continue;
+            elapsed = clock.Elapsed.TotalSeconds;
+            if (stop.IsCancellationRequested || (steps is null && elapsed >= seconds)) break;
+            if (progress is not null && elapsed - lastReport >= 0.25)
+            {
+                progress(step, elapsed, loss);
+                lastReport = elapsed;
+            }
         }
-        double elapsed = clock.Elapsed.TotalSeconds;
+        elapsed = clock.Elapsed.TotalSeconds;
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
-        return new(step, elapsed, loss, step == 0 ? 0 : allocated / step);
+        var lossCurve = curve.Zip(counts, (sum, count) => count > 0 ? (float)(sum / count) : float.NaN).ToArray();
+        return new(step, elapsed, loss, allocated / step, lossCurve);
     }
 
     /// <summary>Mean loss over every example of a set, in batches, without training.</summary>
@@ -574,46 +821,206 @@ internal static class Trainer
         }
         return total / set.Count;
     }
+
+    /// <summary>The validation loss of the simplest model there is, for comparison: the next
+    /// character's probability given only the previous one, from counts in the training examples
+    /// with one added to every count (so that no pair has probability zero).</summary>
+    public static double CountBigramLoss(Examples train, Examples validation, int V)
+    {
+        var counts = new double[V * V];
+        counts.AsSpan().Fill(1);
+        for (int i = 0; i < train.Count; i++)
+            counts[train.Context(i)[^1] * V + train.Next(i)]++;
+        var rowSums = Enumerable.Range(0, V).Select(c => counts.AsSpan(c * V, V).ToArray().Sum()).ToArray();
+        double total = 0;
+        for (int i = 0; i < validation.Count; i++)
+        {
+            int previous = validation.Context(i)[^1];
+            total -= Math.Log(counts[previous * V + validation.Next(i)] / rowSums[previous]);
+        }
+        return total / validation.Count;
+    }
 }
 
 // ================================================================================================
 // Sampling
 // ================================================================================================
 
+/// <summary>How to draw names: the softmax temperature, the top-k cut, a prefix every name starts
+/// with, bounds on the length, and whether repeats or training names may be printed.</summary>
+internal sealed record SamplingRules(
+    float Temperature = 1, int? TopK = null, string Prefix = "", int MinLength = 1,
+    int MaxLength = Limits.MaxNameLength, bool Unique = false, bool NewOnly = false);
+
 internal static class Sampling
 {
-    /// <summary>One name, a character at a time, each drawn from softmax(logits / temperature)
-    /// restricted to the topK most likely characters, until the boundary comes up.</summary>
-    public static string Sample(Model model, Vocabulary vocab, Rng rng, float temperature, int? topK)
+    /// <summary>One name, a character at a time after the prefix, each drawn from
+    /// softmax(logits / temperature) over the topK most likely characters, until the boundary
+    /// comes up or the name reaches maxLength characters.</summary>
+    public static string Sample(Model model, Vocabulary vocab, Rng rng, SamplingRules rules)
     {
         Span<int> context = stackalloc int[model.K];
         context.Fill(Vocabulary.Boundary);
         var name = new List<int>();
+        foreach (var c in vocab.Encode(rules.Prefix)) Push(c, context, name);
         var weights = new double[model.V];
-        while (name.Count < Limits.MaxNameLength)
+        while (name.Count < rules.MaxLength)
         {
             model.SetContext(0, context);
-            var logits = model.Logits(1).Value;
+            var logits = model.Logits(1).Value.AsSpan(0, model.V);
             float cutoff = float.NegativeInfinity;
-            if (topK is int k && k < model.V)
+            if (rules.TopK is int k && k < model.V)
             {
-                var sorted = logits[..model.V];
+                float[] sorted = [.. logits];
                 Array.Sort(sorted);
                 cutoff = sorted[model.V - k];
             }
-            float max = logits.AsSpan(0, model.V).ToArray().Max();
+            float max = float.NegativeInfinity;
+            foreach (var logit in logits) max = Math.Max(max, logit);
             double total = 0;
             for (int c = 0; c < model.V; c++)
-                total += weights[c] = logits[c] >= cutoff ? Math.Exp((logits[c] - max) / temperature) : 0;
+                total += weights[c] = logits[c] >= cutoff ? Math.Exp((logits[c] - max) / rules.Temperature) : 0;
             double u = rng.NextDouble() * total;
             int next = 0;
             while (next < model.V - 1 && (u -= weights[next]) >= 0) next++;
             if (next == Vocabulary.Boundary) break;
-            name.Add(next);
-            context[1..].CopyTo(context);
-            context[^1] = next;
+            Push(next, context, name);
         }
         return vocab.Decode(name);
+
+        static void Push(int c, Span<int> context, List<int> name)
+        {
+            name.Add(c);
+            context[1..].CopyTo(context);
+            context[^1] = c;
+        }
+    }
+
+    /// <summary>`count` names that keep the rules, drawn until found; a name that breaks a rule is
+    /// drawn again, up to 100 tries per name (and 1,000 at least) before giving up.</summary>
+    public static List<string> SampleMany(Model model, Vocabulary vocab, Rng rng, SamplingRules rules,
+        int count, IReadOnlySet<string> training)
+    {
+        var names = new List<string>(count);
+        var seen = new HashSet<string>();
+        long tries = 0, maxTries = Math.Max(1000, 100L * count);
+        while (names.Count < count)
+        {
+            if (++tries > maxTries)
+                throw new UserError(1, $"found only {names.Count} of {count} names that keep the sampling rules in {maxTries:N0} tries; loosen --min-length, --max-length, --prefix, --unique or --new-only");
+            var name = Sample(model, vocab, rng, rules);
+            int length = name.EnumerateRunes().Count();
+            bool keep = length >= rules.MinLength && length <= rules.MaxLength
+                && !(rules.NewOnly && training.Contains(name))
+                && !(rules.Unique && seen.Contains(name));
+            if (!keep) continue;
+            seen.Add(name);
+            names.Add(name);
+        }
+        return names;
+    }
+}
+
+// ================================================================================================
+// Model files
+// ================================================================================================
+// Format, little-endian: the 8 bytes "BABYNAME", a uint32 version (1), then sizes (int32 V, K, D,
+// Width, Vw, Vp, positional as a byte), the vocabulary (V−1 int32 code points, the boundary left
+// out), the figures of the run that made it (int64 steps, float64 train loss, validation loss, the
+// count bigram's validation loss, the mean name length), the training names (an int32 count, then
+// each name as a .NET string), the three tables as float32 (Embedding, Weight, Bias), and last an
+// 8-byte FNV-1a hash of everything before it, so that a damaged file is caught.
+
+/// <summary>A trained model with everything needed to sample from it.</summary>
+internal sealed record Trained(Model Model, Vocabulary Vocab, IReadOnlySet<string> TrainingNames,
+    long Steps, double TrainLoss, double ValidationLoss, double BigramLoss, double MeanLength);
+
+internal static class ModelFile
+{
+    static readonly byte[] Magic = "BABYNAME"u8.ToArray();
+    const uint Version = 1;
+
+    /// <summary>Writes to a temporary file beside the target and renames it into place, so that an
+    /// interrupted save never leaves a broken model behind.</summary>
+    public static void Save(Trained t, string path)
+    {
+        var body = new MemoryStream();
+        using (var w = new BinaryWriter(body, Encoding.UTF8, leaveOpen: true))
+        {
+            var m = t.Model;
+            w.Write(Magic);
+            w.Write(Version);
+            foreach (var size in (int[])[m.V, m.K, m.D, m.Width, m.Weight.Rows, m.Bias.Cols]) w.Write(size);
+            w.Write(m.Positional);
+            foreach (var c in t.Vocab.Characters) w.Write(c.Value);
+            w.Write(t.Steps);
+            foreach (var figure in (double[])[t.TrainLoss, t.ValidationLoss, t.BigramLoss, t.MeanLength]) w.Write(figure);
+            w.Write(t.TrainingNames.Count);
+            foreach (var name in t.TrainingNames) w.Write(name);
+            foreach (var table in m.Params) foreach (var x in table.Data) w.Write(x);
+        }
+        body.Write(BitConverter.GetBytes(Fnv1a(body.GetBuffer().AsSpan(0, (int)body.Length))));
+        string full = Path.GetFullPath(path), temporary = full + ".tmp-" + Environment.ProcessId;
+        try
+        {
+            File.WriteAllBytes(temporary, body.ToArray());
+            File.Move(temporary, full, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            File.Delete(temporary);
+            throw new UserError(1, $"cannot save the model to '{path}': {e.Message}");
+        }
+    }
+
+    public static Trained Load(string path, int batchSize)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UserError(1, Directory.Exists(path) ? $"model file '{path}' is a directory" : $"cannot read model file '{path}': {e.Message}");
+        }
+        UserError Bad(string why) => new(1, $"model file '{path}' {why}; save a new one with --save");
+        if (bytes.Length < Magic.Length + 4 || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+            throw Bad("is not a BabyNames model");
+        if (BitConverter.ToUInt32(bytes, Magic.Length) != Version)
+            throw Bad($"has format version {BitConverter.ToUInt32(bytes, Magic.Length)}, and this program reads version {Version}");
+        if (bytes.Length < 20 || Fnv1a(bytes.AsSpan(0, bytes.Length - 8)) != BitConverter.ToUInt64(bytes, bytes.Length - 8))
+            throw Bad("is damaged (truncated or changed)");
+        try
+        {
+            using var r = new BinaryReader(new MemoryStream(bytes, Magic.Length + 4, bytes.Length - Magic.Length - 12), Encoding.UTF8);
+            int V = r.ReadInt32(), K = r.ReadInt32(), D = r.ReadInt32(), width = r.ReadInt32(), rows = r.ReadInt32(), Vp = r.ReadInt32();
+            bool positional = r.ReadBoolean();
+            if (V < 2 || V > Limits.MaxVocabulary || K < 1 || K > 16 || D < 1 || D > 1024)
+                throw Bad("has sizes this program does not accept");
+            var characters = new Rune[V - 1];
+            for (int i = 0; i < characters.Length; i++) characters[i] = new Rune(r.ReadInt32());
+            var vocab = new Vocabulary(characters);
+            var model = new Model(V, K, D, batchSize, positional, new Rng(0));
+            if (model.Width != width || model.Weight.Rows != rows || model.Bias.Cols != Vp || vocab.Size != V)
+                throw Bad("has table sizes that do not match its header");
+            long steps = r.ReadInt64();
+            double trainLoss = r.ReadDouble(), validationLoss = r.ReadDouble(), bigramLoss = r.ReadDouble(), meanLength = r.ReadDouble();
+            var names = new HashSet<string>();
+            for (int i = r.ReadInt32(); i > 0; i--) names.Add(r.ReadString());
+            foreach (var table in model.Params)
+                for (int i = 0; i < table.Data.Length; i++) table.Data[i] = r.ReadSingle();
+            if (r.BaseStream.Position != r.BaseStream.Length) throw Bad("has data past its end");
+            return new(model, vocab, names, steps, trainLoss, validationLoss, bigramLoss, meanLength);
+        }
+        catch (Exception e) when (e is EndOfStreamException or ArgumentException or FormatException)
+        {
+            throw Bad("is damaged");
+        }
+    }
+
+    static ulong Fnv1a(ReadOnlySpan<byte> bytes)
+    {
+        ulong hash = 14695981039346656037UL;
+        foreach (var b in bytes) hash = (hash ^ b) * 1099511628211UL;
+        return hash;
     }
 }
 
@@ -622,42 +1029,82 @@ internal static class Sampling
 // ================================================================================================
 
 internal sealed record Settings(
-    double Seconds, long? Steps, int Samples, long Seed, string? NamesPath, int BatchSize, int Context,
-    int Dim, float LearningRate, float Temperature, int? TopK, bool OrderBlind, bool Json);
+    double Seconds = 1, long? Steps = null, int Samples = 20, long Seed = 42, string? NamesPath = null,
+    int BatchSize = 512, int Context = 6, int Dim = 16, float LearningRate = 0.1f, bool OrderBlind = false,
+    SamplingRules? Rules = null, string? SavePath = null, string? LoadPath = null, bool Json = false);
 
 internal static class Program
 {
-    static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    static int Main(string[] args)
+    {
+        // The first Ctrl+C ends training early and still samples; a second one quits at once.
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = !stop.IsCancellationRequested;
+            stop.Cancel();
+        };
+        return Run(args, Console.Out, Console.Error, stop.Token);
+    }
 
     /// <summary>The whole program: 0 on success, 1 for bad data or a failed run, 2 for a bad
     /// command line. Every failure is one line on stderr and nothing on stdout.</summary>
-    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken stop = default)
     {
-        var seconds = Number("--seconds", "Seconds of training (wall time)", 1.0, 1e-3, 3600, "a number of seconds from 0.001 to 3600");
-        var steps = Optional("--steps", "Train exactly this many steps instead of for --seconds (reproducible)", 1L, 1_000_000_000L, "a whole number from 1 to 1,000,000,000");
-        var samples = Number("--samples", "How many names to print", 20, 0, 100_000, "a whole number from 0 to 100,000");
-        var seed = Number("--seed", "Seed for the split, the initial weights, the batches and the samples", 42L, long.MinValue, long.MaxValue, "a whole number");
+        var d = new Settings();
+        var r = new SamplingRules();
+        var seconds = Number("--seconds", "Seconds of training (wall time)", d.Seconds, 1e-3, 3600, "a number of seconds from 0.001 to 3600");
+        var steps = Optional("--steps", "Train exactly this many steps instead of for --seconds (reproducible) [default: none]", 1L, 1_000_000_000L, "a whole number from 1 to 1,000,000,000");
+        var samples = Number("--samples", "How many names to print", d.Samples, 0, 100_000, "a whole number from 0 to 100,000");
+        var seed = Number("--seed", "Seed for the split, the initial weights, the batches and the samples", d.Seed, long.MinValue, long.MaxValue, "a whole number that fits in 64 bits");
         var names = new Option<string?>("--names") { Description = "Names file, one name a line (UTF-8) [default: the bundled names.txt]" };
-        var batchSize = Number("--batch-size", "Examples per SGD step", 32, 1, 65_536, "a whole number from 1 to 65,536");
-        var context = Number("--context", "Characters of context the model sees", 4, 1, 16, "a whole number from 1 to 16");
-        var dim = Number("--dim", "Embedding width", 16, 1, 1024, "a whole number from 1 to 1024");
-        var lr = Number("--lr", "SGD learning rate", 0.5f, float.Epsilon, 1e6f, "a positive number");
-        var temperature = Number("--temperature", "Sampling temperature: lower is safer, higher is wilder", 1f, 1e-3f, 100f, "a number from 0.001 to 100");
-        var topK = Optional("--top-k", "Sample only from the K most likely next characters [default: all]", 1, 100_000, "a whole number from 1 up");
+        var batchSize = Number("--batch-size", "Examples per SGD step", d.BatchSize, 1, 65_536, "a whole number from 1 to 65,536");
+        var context = Number("--context", "Characters of context the model sees", d.Context, 1, 16, "a whole number from 1 to 16");
+        var dim = Number("--dim", "Embedding width", d.Dim, 1, 1024, "a whole number from 1 to 1024");
+        var lr = Number("--lr", "SGD learning rate", d.LearningRate, float.Epsilon, 1e6f, "a positive number up to 1,000,000");
         var orderBlind = new Option<bool>("--order-blind") { Description = "Share one embedding per character across positions (the seed's model)" };
+        var temperature = Number("--temperature", "Sampling temperature: lower is safer, higher is wilder", r.Temperature, 1e-3f, 100f, "a number from 0.001 to 100");
+        var topK = Optional("--top-k", "Sample only from the K most likely next characters [default: all]", 1, 100_000, "a whole number from 1 to 100,000");
+        var prefix = new Option<string>("--prefix") { Description = "Every name starts with this", DefaultValueFactory = _ => r.Prefix };
+        var minLength = Number("--min-length", "Shortest name to print, in characters", r.MinLength, 1, Limits.MaxNameLength, $"a whole number from 1 to {Limits.MaxNameLength}");
+        var maxLength = Number("--max-length", "Longest name to print, in characters", r.MaxLength, 1, Limits.MaxNameLength, $"a whole number from 1 to {Limits.MaxNameLength}");
+        var unique = new Option<bool>("--unique") { Description = "Never print the same name twice" };
+        var newOnly = new Option<bool>("--new-only") { Description = "Print only names that are not in the training data" };
+        var save = new Option<string?>("--save") { Description = "Save the trained model to this file" };
+        var load = new Option<string?>("--load") { Description = "Sample from a model saved with --save, without training" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text" };
 
         var root = new RootCommand("BabyNames: trains a tiny character-level language model for about a second, then invents names.")
         {
-            seconds, steps, samples, seed, names, batchSize, context, dim, lr, temperature, topK, orderBlind, json,
+            seconds, steps, samples, seed, names, batchSize, context, dim, lr, orderBlind,
+            temperature, topK, prefix, minLength, maxLength, unique, newOnly, save, load, json,
         };
-        root.SetAction(parsed => Execute(new Settings(
-            parsed.GetValue(seconds), parsed.GetValue(steps), parsed.GetValue(samples), parsed.GetValue(seed),
-            parsed.GetValue(names), parsed.GetValue(batchSize), parsed.GetValue(context), parsed.GetValue(dim),
-            parsed.GetValue(lr), parsed.GetValue(temperature), parsed.GetValue(topK), parsed.GetValue(orderBlind),
-            parsed.GetValue(json)), stdout, stderr));
+        root.SetAction(parsed =>
+        {
+            var rules = new SamplingRules(parsed.GetValue(temperature), parsed.GetValue(topK),
+                parsed.GetValue(prefix)!.Trim().Normalize(NormalizationForm.FormC).ToLowerInvariant(),
+                parsed.GetValue(minLength), parsed.GetValue(maxLength), parsed.GetValue(unique), parsed.GetValue(newOnly));
+            string? problem = rules.MinLength > rules.MaxLength ? "--min-length must not be more than --max-length"
+                : rules.Prefix.EnumerateRunes().Count() > rules.MaxLength ? "--prefix is longer than --max-length"
+                : null;
+            if (parsed.GetValue(load) is not null)
+                foreach (var option in (Option[])[names, batchSize, context, dim, lr, orderBlind, seconds, steps])
+                    if (parsed.GetResult(option) is { Implicit: false })
+                        problem ??= $"{option.Name} is for training, and --load samples from a saved model without training";
+            if (problem is not null)
+            {
+                stderr.WriteLine($"error: {problem} (see --help)");
+                return 2;
+            }
+            return Execute(new Settings(
+                parsed.GetValue(seconds), parsed.GetValue(steps), parsed.GetValue(samples), parsed.GetValue(seed),
+                parsed.GetValue(names), parsed.GetValue(batchSize), parsed.GetValue(context), parsed.GetValue(dim),
+                parsed.GetValue(lr), parsed.GetValue(orderBlind), rules, parsed.GetValue(save), parsed.GetValue(load),
+                parsed.GetValue(json)), stdout, stderr, stop);
+        });
 
-        var result = root.Parse(args);
+        // no response files: "--names @list.txt" means the file called @list.txt
+        var result = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (result.Errors.Count > 0)
         {
             stderr.WriteLine($"error: {result.Errors[0].Message} (see --help)");
@@ -667,17 +1114,15 @@ internal static class Program
     }
 
     /// <summary>A numeric option whose parser also checks the range, so that every bad value gets
-    /// the same kind of message: "--lr must be a positive number, got -1".</summary>
+    /// the same kind of message: "--lr must be a positive number, got '-1'".</summary>
     static Option<T> Number<T>(string name, string description, T defaultValue, T min, T max, string requirement)
-        where T : struct, INumber<T>
-    {
-        return new Option<T>(name)
+        where T : struct, INumber<T> =>
+        new(name)
         {
             Description = description,
             DefaultValueFactory = _ => defaultValue,
             CustomParser = result => ParseInRange(result, name, min, max, requirement) ?? defaultValue,
         };
-    }
 
     static Option<T?> Optional<T>(string name, string description, T min, T max, string requirement)
         where T : struct, INumber<T> =>
@@ -693,11 +1138,12 @@ internal static class Program
         return null;
     }
 
-    static int Execute(Settings settings, TextWriter stdout, TextWriter stderr)
+    static int Execute(Settings settings, TextWriter stdout, TextWriter stderr, CancellationToken stop)
     {
         try
         {
-            var report = Report.Build(settings);
+            bool live = !settings.Json && ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
+            var report = Report.Build(settings, stop, live ? stderr : null);
             stdout.Write(settings.Json ? report.ToJson() : report.ToText());
             return 0;
         }
@@ -711,66 +1157,126 @@ internal static class Program
             stderr.WriteLine("error: out of memory; use smaller sizes or a shorter names file");
             return 1;
         }
+        catch (Exception e) // a bug of ours: still one line, and no stack trace
+        {
+            stderr.WriteLine($"error: internal error ({e.GetType().Name}: {e.Message}); please report it");
+            return 1;
+        }
     }
 }
 
 /// <summary>Everything a run produced, printed as text or as JSON.</summary>
-internal sealed record Report(
-    Settings Settings, int VocabularySize, int NameCount, TrainResult Training, double StartupSeconds,
-    double ValidationLoss, IReadOnlyList<(string Name, bool InTraining)> Samples)
+internal sealed record Report(Settings Settings, Trained Trained, TrainResult? Training, bool StoppedEarly,
+    double StartupSeconds, int VocabularySize, int NameCount, IReadOnlyList<(string Name, bool InTraining)> Samples)
 {
     // independent random streams drawn from the one --seed
     const int SplitStream = 1, InitStream = 2, BatchStream = 3, SampleStream = 4;
 
-    public static Report Build(Settings s)
+    /// <summary>Trains (or loads) a model and samples from it. `live`, when given, is the
+    /// terminal to show training progress and the loss curve on.</summary>
+    public static Report Build(Settings s, CancellationToken stop = default, TextWriter? live = null)
     {
-        var corpus = Corpus.Split(Names.Read(s.NamesPath), new Rng(s.Seed, SplitStream));
-        var train = new Examples(corpus.Train, corpus.Vocab, s.Context);
-        var validation = new Examples(corpus.Validation, corpus.Vocab, s.Context);
-        var model = new Model(corpus.Vocab.Size, s.Context, s.Dim, s.BatchSize, !s.OrderBlind, new Rng(s.Seed, InitStream));
-        double startup = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
-        var result = Trainer.Train(model, train, s.LearningRate, s.Seconds, s.Steps, new Rng(s.Seed, BatchStream));
-        double validationLoss = Trainer.Evaluate(model, validation);
-        var known = corpus.Train.ToHashSet();
-        var rng = new Rng(s.Seed, SampleStream);
-        var samples = Enumerable.Range(0, s.Samples)
-            .Select(_ => Sampling.Sample(model, corpus.Vocab, rng, s.Temperature, s.TopK))
-            .Select(name => (name, known.Contains(name))).ToList();
-        return new(s, corpus.Vocab.Size, corpus.Train.Length + corpus.Validation.Length, result, startup, validationLoss, samples);
+        Trained trained;
+        TrainResult? training = null;
+        double startup = 0;
+        int nameCount;
+        if (s.LoadPath is string path)
+        {
+            trained = ModelFile.Load(path, s.BatchSize);
+            nameCount = trained.TrainingNames.Count;
+        }
+        else
+        {
+            var names = Names.Read(s.NamesPath);
+            var corpus = Corpus.Split(names, new Rng(s.Seed, SplitStream));
+            var train = new Examples(corpus.Train, corpus.Vocab, s.Context);
+            var validation = new Examples(corpus.Validation, corpus.Vocab, s.Context);
+            var model = new Model(corpus.Vocab.Size, s.Context, s.Dim, s.BatchSize, !s.OrderBlind, new Rng(s.Seed, InitStream));
+            startup = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
+            Action<long, double, float>? progress = live is null ? null : (step, elapsed, loss) =>
+                live.Write($"\r\x1b[Kstep {step:N0}  {step * (double)s.BatchSize / elapsed / 1e6:F2} M examples/s  loss {loss:F3}  "
+                    + (s.Steps is long n ? $"{n - step:N0} steps left" : $"{Math.Max(0, s.Seconds - elapsed):F1} s left"));
+            training = Trainer.Train(model, train, s.LearningRate, s.Seconds, s.Steps, new Rng(s.Seed, BatchStream), stop, progress);
+            live?.Write("\r\x1b[K");
+            live?.WriteLine($"loss {Sparkline(training.LossCurve)} {training.TrainLoss:F3}");
+            nameCount = names.Count;
+            double validationLoss = Trainer.Evaluate(model, validation);
+            // the last update has no loss after it to show a divergence; the validation loss does
+            if (!double.IsFinite(validationLoss))
+                throw new UserError(1, $"training diverged at step {training.Steps} (validation loss = {validationLoss}); try a smaller --lr");
+            trained = new(model, corpus.Vocab, corpus.Train.ToHashSet(), training.Steps, training.TrainLoss,
+                validationLoss, Trainer.CountBigramLoss(train, validation, corpus.Vocab.Size),
+                names.Average(name => name.EnumerateRunes().Count()));
+        }
+        if (s.SavePath is string savePath) ModelFile.Save(trained, savePath);
+        var rules = s.Rules ?? new SamplingRules();
+        if (!trained.Vocab.TryEncode(rules.Prefix, out _, out var unknown))
+            throw new UserError(2, $"--prefix has '{unknown}', which no name in the data has; use only characters from the names");
+        var samples = Sampling.SampleMany(trained.Model, trained.Vocab, new Rng(s.Seed, SampleStream), rules, s.Samples, trained.TrainingNames)
+            .Select(name => (name, trained.TrainingNames.Contains(name))).ToList();
+        return new(s, trained, training, stop.IsCancellationRequested, startup, trained.Vocab.Size, nameCount, samples);
     }
+
+    /// <summary>The loss curve as one line of block characters, high loss tall.</summary>
+    static string Sparkline(float[] curve)
+    {
+        const string blocks = "▁▂▃▄▅▆▇█";
+        var points = curve.Where(float.IsFinite).ToArray();
+        if (points.Length == 0) return "";
+        float low = points.Min(), high = points.Max();
+        return string.Concat(points.Select(x => blocks[high > low ? (int)((x - low) / (high - low) * (blocks.Length - 1) + 0.5f) : 0]));
+    }
+
+    double ExamplesPerSecond => Training is { Seconds: > 0 } t ? t.Steps * (double)Settings.BatchSize / t.Seconds : 0;
+    double NewShare => Samples.Count == 0 ? 0 : Samples.Count(x => !x.InTraining) / (double)Samples.Count;
+    double MeanSampleLength => Samples.Count == 0 ? 0 : Samples.Average(x => x.Name.EnumerateRunes().Count());
 
     public string ToText()
     {
         var inv = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
-        text.AppendLine(inv, $"Elapsed: {Training.Seconds:F3} seconds");
-        text.AppendLine(inv, $"Steps: {Training.Steps:N0} ({ExamplesPerSecond / 1e6:F2} M examples/s)");
-        text.AppendLine(inv, $"Final loss: {Training.TrainLoss:F3} (train) {ValidationLoss:F3} (validation)");
+        var t = Trained;
+        if (Training is { } run)
+        {
+            text.AppendLine(inv, $"Elapsed: {run.Seconds:F3} seconds{(StoppedEarly ? " (stopped early with Ctrl+C)" : "")}");
+            text.AppendLine(inv, $"Steps: {run.Steps:N0} ({ExamplesPerSecond / 1e6:F2} M examples/s)");
+        }
+        else
+            text.AppendLine(inv, $"Loaded: {Settings.LoadPath} (trained for {t.Steps:N0} steps)");
+        text.AppendLine(inv, $"Final loss: {t.TrainLoss:F3} (train) {t.ValidationLoss:F3} (validation)");
         text.AppendLine("Samples:");
         int width = Samples.Count.ToString(inv).Length;
         for (int i = 0; i < Samples.Count; i++)
             text.AppendLine(inv, $"{(i + 1).ToString(inv).PadLeft(width + 1)} : {Samples[i].Name}{(Samples[i].InTraining ? " (in training data)" : "")}");
+        if (Samples.Count > 0)
+            text.AppendLine(inv, $"New names: {Samples.Count(x => !x.InTraining)} of {Samples.Count} ({NewShare * 100:F0}%); mean length {MeanSampleLength:F1} characters (the data's: {t.MeanLength:F1})");
+        text.AppendLine(inv, $"Validation loss: {t.ValidationLoss:F3} for this model, {t.BigramLoss:F3} for a count bigram");
         return text.ToString();
     }
-
-    double ExamplesPerSecond => Training.Seconds > 0 ? Training.Steps * (double)Settings.BatchSize / Training.Seconds : 0;
 
     public string ToJson()
     {
         var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        var options = new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        using (var w = new Utf8JsonWriter(buffer, options))
         {
+            var t = Trained;
             w.WriteStartObject();
-            w.WriteNumber("seconds", Training.Seconds);
-            w.WriteNumber("steps", Training.Steps);
-            w.WriteNumber("examples", Training.Steps * Settings.BatchSize);
+            w.WriteNumber("seconds", Training?.Seconds ?? 0);
+            w.WriteNumber("steps", Training?.Steps ?? 0);
+            w.WriteNumber("examples", (Training?.Steps ?? 0) * Settings.BatchSize);
             w.WriteNumber("examples_per_second", Math.Round(ExamplesPerSecond));
-            w.WriteNumber("train_loss", Training.TrainLoss);
-            w.WriteNumber("val_loss", ValidationLoss);
-            w.WriteNumber("alloc_bytes_per_step", Training.AllocatedBytesPerStep);
+            w.WriteNumber("train_loss", t.TrainLoss);
+            w.WriteNumber("val_loss", t.ValidationLoss);
+            w.WriteNumber("bigram_val_loss", t.BigramLoss);
+            w.WriteNumber("alloc_bytes_per_step", Training?.AllocatedBytesPerStep ?? 0);
             w.WriteNumber("startup_seconds", StartupSeconds);
+            w.WriteBoolean("stopped_early", StoppedEarly);
             w.WriteNumber("vocab_size", VocabularySize);
             w.WriteNumber("names", NameCount);
+            w.WriteNumber("new_share", NewShare);
+            w.WriteNumber("mean_length", MeanSampleLength);
+            w.WriteNumber("data_mean_length", t.MeanLength);
             w.WriteStartArray("samples");
             foreach (var (name, inTraining) in Samples)
             {
@@ -780,20 +1286,28 @@ internal sealed record Report(
                 w.WriteEndObject();
             }
             w.WriteEndArray();
-            w.WriteStartObject("options");
             var s = Settings;
+            var rules = s.Rules ?? new SamplingRules();
+            w.WriteStartObject("options");
             w.WriteString("names_file", s.NamesPath ?? "(bundled)");
             w.WriteNumber("seconds", s.Seconds);
             if (s.Steps is long steps) w.WriteNumber("steps", steps); else w.WriteNull("steps");
             w.WriteNumber("samples", s.Samples);
             w.WriteNumber("seed", s.Seed);
             w.WriteNumber("batch_size", s.BatchSize);
-            w.WriteNumber("context", s.Context);
-            w.WriteNumber("dim", s.Dim);
+            w.WriteNumber("context", t.Model.K);
+            w.WriteNumber("dim", t.Model.D);
             w.WriteNumber("lr", s.LearningRate);
-            w.WriteNumber("temperature", s.Temperature);
-            if (s.TopK is int k) w.WriteNumber("top_k", k); else w.WriteNull("top_k");
-            w.WriteBoolean("order_blind", s.OrderBlind);
+            w.WriteBoolean("order_blind", !t.Model.Positional);
+            w.WriteNumber("temperature", rules.Temperature);
+            if (rules.TopK is int k) w.WriteNumber("top_k", k); else w.WriteNull("top_k");
+            w.WriteString("prefix", rules.Prefix);
+            w.WriteNumber("min_length", rules.MinLength);
+            w.WriteNumber("max_length", rules.MaxLength);
+            w.WriteBoolean("unique", rules.Unique);
+            w.WriteBoolean("new_only", rules.NewOnly);
+            if (s.SavePath is string save) w.WriteString("save", save); else w.WriteNull("save");
+            if (s.LoadPath is string load) w.WriteString("load", load); else w.WriteNull("load");
             w.WriteEndObject();
             w.WriteEndObject();
         }
