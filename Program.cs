@@ -470,9 +470,9 @@ internal sealed class Vocabulary
 
     public Vocabulary(IEnumerable<string> names)
     {
-        var seen = new SortedSet<Rune>();
+        var seen = new HashSet<Rune>();
         foreach (var name in names) foreach (var r in name.EnumerateRunes()) seen.Add(r);
-        symbols = [new Rune('.'), .. seen];
+        symbols = [new Rune('.'), .. seen.Order()];
         ids = new Dictionary<Rune, int>(symbols.Length);
         for (int i = 1; i < symbols.Length; i++) ids[symbols[i]] = i;
     }
@@ -486,15 +486,24 @@ internal sealed class Vocabulary
 
     public bool TryEncode(string text, out int[] encoded, out Rune unknown)
     {
-        var list = new List<int>(text.Length);
+        Span<int> buffer = stackalloc int[text.Length];
+        int length = TryEncode(text, buffer, out unknown);
+        encoded = length < 0 ? [] : buffer[..length].ToArray();
+        return length >= 0;
+    }
+
+    /// <summary>Writes the ids of text's characters to `ids` and returns how many there are, or
+    /// −1 when a character is not in the vocabulary (then `unknown` is that character).</summary>
+    public int TryEncode(string text, Span<int> encoded, out Rune unknown)
+    {
+        int length = 0;
         unknown = default;
         foreach (var r in text.EnumerateRunes())
         {
-            if (!ids.TryGetValue(r, out int id)) { unknown = r; encoded = []; return false; }
-            list.Add(id);
+            if (!ids.TryGetValue(r, out int id)) { unknown = r; return -1; }
+            encoded[length++] = id;
         }
-        encoded = [.. list];
-        return true;
+        return length;
     }
 
     public int[] Encode(string text) =>
@@ -511,6 +520,14 @@ internal sealed class Vocabulary
 
 internal static class Names
 {
+    /// <summary>A name's length in characters (Unicode code points, not UTF-16 units).</summary>
+    public static int Length(string name)
+    {
+        int length = 0;
+        foreach (var _ in name.EnumerateRunes()) length++;
+        return length;
+    }
+
     /// <summary>One name a line: trimmed, lower-cased, NFC-normalized; blank lines skipped and
     /// duplicates dropped. Anything that is not a list of names is an error that says where.</summary>
     public static List<string> Parse(ReadOnlySpan<byte> bytes, string source)
@@ -523,15 +540,16 @@ internal static class Names
         var names = new List<string>();
         var seen = new HashSet<string>();
         int lineNumber = 0;
-        foreach (var rawLine in text.Split('\n'))
+        foreach (var range in text.AsSpan().Split('\n'))
         {
             lineNumber++;
-            var name = rawLine.Trim().Normalize(NormalizationForm.FormC).ToLowerInvariant();
-            if (name.Length == 0) continue;
+            var line = text.AsSpan(range).Trim();
+            if (line.IsEmpty) continue;
+            var name = IsPlain(line) ? line.ToString() : line.ToString().Normalize(NormalizationForm.FormC).ToLowerInvariant();
             foreach (var c in name)
                 if (char.IsControl(c) || (char.IsWhiteSpace(c) && c != ' '))
                     throw new UserError(1, $"{source}, line {lineNumber}: control or space character U+{(int)c:X4} in a name; give a text file with one name a line");
-            int length = name.EnumerateRunes().Count();
+            int length = Names.Length(name);
             if (length > Limits.MaxNameLength)
                 throw new UserError(1, $"{source}, line {lineNumber}: a name of {length} characters; names may have at most {Limits.MaxNameLength}");
             if (seen.Add(name)) names.Add(name);
@@ -541,6 +559,15 @@ internal static class Names
         if (names.Count == 0) throw new UserError(1, $"{source} has no names: it is empty or has only blank lines");
         if (names.Count < 2) throw new UserError(1, $"{source} has only one distinct name; give at least 2 (some to train on, some to validate with)");
         return names;
+    }
+
+    // Lower-case text below U+0300, where the combining marks start, is already in normal form C:
+    // most names are, and skip the slow trip to ICU.
+    static bool IsPlain(ReadOnlySpan<char> text)
+    {
+        foreach (var c in text)
+            if (c >= '\u0300' || char.IsUpper(c)) return false;
+        return true;
     }
 
     public static List<string> Read(string? path)
@@ -589,34 +616,39 @@ internal sealed class Examples
     public int K { get; }
     public int Count { get; }
     // (Count,K+1): each example's K context characters, oldest first, then the character that
-    // follows them; one example is one short run of memory, however the batch picks them.
-    public ushort[] Tokens { get; }
+    // follows them; one example is one short run of memory, however the batch picks them. The
+    // vocabulary has at most 256 characters, so an id fits in a byte.
+    public byte[] Tokens { get; }
 
-    public ReadOnlySpan<ushort> Context(int i) => Tokens.AsSpan(i * (K + 1), K);
+    public ReadOnlySpan<byte> Context(int i) => Tokens.AsSpan(i * (K + 1), K);
 
     public int Next(int i) => Tokens[i * (K + 1) + K];
 
     public Examples(IReadOnlyList<string> names, Vocabulary vocab, int K)
     {
         this.K = K;
-        var encoded = names.Select(vocab.Encode).ToArray();
-        long count = encoded.Sum(name => (long)name.Length + 1);
+        long count = names.Sum(name => (long)Names.Length(name) + 1);
         if (count * (K + 1) > Array.MaxLength)
             throw new UserError(1, $"{count:N0} examples of context {K} do not fit in memory; use fewer names or a smaller --context");
         Count = (int)count;
-        Tokens = new ushort[Count * (K + 1)];
+        Tokens = new byte[Count * (K + 1)];
+        Span<int> name = stackalloc int[Limits.MaxNameLength];
         int i = 0;
-        foreach (var name in encoded)
-            for (int t = 0; t <= name.Length; t++, i++)
+        foreach (var text in names)
+        {
+            int length = vocab.TryEncode(text, name, out var unknown);
+            if (length < 0) throw new UserError(1, $"'{unknown}' is not a character of the names");
+            for (int t = 0; t <= length; t++, i++)
             {
                 var example = Tokens.AsSpan(i * (K + 1), K + 1);
                 for (int k = 0; k < K; k++)
                 {
                     int position = t - K + k; // where in the name the k-th context character is
-                    example[k] = (ushort)(position < 0 ? Vocabulary.Boundary : name[position]);
+                    example[k] = (byte)(position < 0 ? Vocabulary.Boundary : name[position]);
                 }
-                example[K] = (ushort)(t < name.Length ? name[t] : Vocabulary.Boundary);
+                example[K] = (byte)(t < length ? name[t] : Vocabulary.Boundary);
             }
+        }
     }
 }
 
@@ -756,7 +788,8 @@ internal sealed class Model
 
 /// <summary>What a training run did. LossCurve holds the mean training loss in each of its
 /// stretches of the run, for the sparkline.</summary>
-internal sealed record TrainResult(long Steps, double Seconds, float TrainLoss, long AllocatedBytesPerStep, float[] LossCurve);
+internal sealed record TrainResult(long Steps, double Seconds, float TrainLoss, long AllocatedBytesPerStep,
+    float[] LossCurve, bool StoppedEarly);
 
 internal static class Trainer
 {
@@ -786,17 +819,17 @@ internal static class Trainer
                 throw new UserError(1, $"training diverged at step {step + 1} (loss = {(float.IsNaN(loss) ? "NaN" : "Infinity")}); try a smaller --lr");
             node.Back(1f);
             model.Step(lr);
-            step++;
 
             double done = steps is long total ? (double)step / total : elapsed / seconds;
             int point = Math.Min(CurvePoints - 1, (int)(done * CurvePoints));
             curve[point] += loss;
             counts[point]++;
-            if (steps is long n && step >= n) break;
+            step++;
+            if ((steps is long n && step >= n) || stop.IsCancellationRequested) break;
             // reading the clock every 16 steps keeps it out of the profile, even at tiny batches
             if (step % 16 != 0) continue;
             elapsed = clock.Elapsed.TotalSeconds;
-            if (stop.IsCancellationRequested || (steps is null && elapsed >= seconds)) break;
+            if (steps is null && elapsed >= seconds) break;
             if (progress is not null && elapsed - lastReport >= 0.25)
             {
                 progress(step, elapsed, loss);
@@ -806,7 +839,7 @@ internal static class Trainer
         elapsed = clock.Elapsed.TotalSeconds;
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         var lossCurve = curve.Zip(counts, (sum, count) => count > 0 ? (float)(sum / count) : float.NaN).ToArray();
-        return new(step, elapsed, loss, allocated / step, lossCurve);
+        return new(step, elapsed, loss, allocated / step, lossCurve, stop.IsCancellationRequested);
     }
 
     /// <summary>Mean loss over every example of a set, in batches, without training.</summary>
@@ -856,7 +889,7 @@ internal static class Sampling
 {
     /// <summary>One name, a character at a time after the prefix, each drawn from
     /// softmax(logits / temperature) over the topK most likely characters, until the boundary
-    /// comes up or the name reaches maxLength characters.</summary>
+    /// comes up, or the name is longer than MaxLength (or as long as names may be).</summary>
     public static string Sample(Model model, Vocabulary vocab, Rng rng, SamplingRules rules)
     {
         Span<int> context = stackalloc int[model.K];
@@ -864,7 +897,8 @@ internal static class Sampling
         var name = new List<int>();
         foreach (var c in vocab.Encode(rules.Prefix)) Push(c, context, name);
         var weights = new double[model.V];
-        while (name.Count < rules.MaxLength)
+        // one character past MaxLength is enough to know that a name is too long
+        while (name.Count < Math.Min(rules.MaxLength + 1, Limits.MaxNameLength))
         {
             model.SetContext(0, context);
             var logits = model.Logits(1).Value.AsSpan(0, model.V);
@@ -909,7 +943,7 @@ internal static class Sampling
             if (++tries > maxTries)
                 throw new UserError(1, $"found only {names.Count} of {count} names that keep the sampling rules in {maxTries:N0} tries; loosen --min-length, --max-length, --prefix, --unique or --new-only");
             var name = Sample(model, vocab, rng, rules);
-            int length = name.EnumerateRunes().Count();
+            int length = Names.Length(name);
             bool keep = length >= rules.MinLength && length <= rules.MaxLength
                 && !(rules.NewOnly && training.Contains(name))
                 && !(rules.Unique && seen.Contains(name));
@@ -926,13 +960,14 @@ internal static class Sampling
 // ================================================================================================
 // Format, little-endian: the 8 bytes "BABYNAME", a uint32 version (1), then sizes (int32 V, K, D,
 // Width, Vw, Vp, positional as a byte), the vocabulary (V−1 int32 code points, the boundary left
-// out), the figures of the run that made it (int64 steps, float64 train loss, validation loss, the
-// count bigram's validation loss, the mean name length), the training names (an int32 count, then
-// each name as a .NET string), the three tables as float32 (Embedding, Weight, Bias), and last an
-// 8-byte FNV-1a hash of everything before it, so that a damaged file is caught.
+// out), the figures of the run that made it (int32 names read, int64 steps, float64 train loss,
+// validation loss, the count bigram's validation loss, the mean name length), the training names
+// (an int32 count, then each name as a .NET string), the three tables as float32 (Embedding,
+// Weight, Bias), and last an 8-byte FNV-1a hash of everything before it, so that a damaged file
+// is caught.
 
 /// <summary>A trained model with everything needed to sample from it.</summary>
-internal sealed record Trained(Model Model, Vocabulary Vocab, IReadOnlySet<string> TrainingNames,
+internal sealed record Trained(Model Model, Vocabulary Vocab, IReadOnlySet<string> TrainingNames, int NameCount,
     long Steps, double TrainLoss, double ValidationLoss, double BigramLoss, double MeanLength);
 
 internal static class ModelFile
@@ -953,6 +988,7 @@ internal static class ModelFile
             foreach (var size in (int[])[m.V, m.K, m.D, m.Width, m.Weight.Rows, m.Bias.Cols]) w.Write(size);
             w.Write(m.Positional);
             foreach (var c in t.Vocab.Characters) w.Write(c.Value);
+            w.Write(t.NameCount);
             w.Write(t.Steps);
             foreach (var figure in (double[])[t.TrainLoss, t.ValidationLoss, t.BigramLoss, t.MeanLength]) w.Write(figure);
             w.Write(t.TrainingNames.Count);
@@ -968,7 +1004,7 @@ internal static class ModelFile
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            File.Delete(temporary);
+            if (File.Exists(temporary)) File.Delete(temporary);
             throw new UserError(1, $"cannot save the model to '{path}': {e.Message}");
         }
     }
@@ -1001,14 +1037,20 @@ internal static class ModelFile
             var model = new Model(V, K, D, batchSize, positional, new Rng(0));
             if (model.Width != width || model.Weight.Rows != rows || model.Bias.Cols != Vp || vocab.Size != V)
                 throw Bad("has table sizes that do not match its header");
+            int nameCount = r.ReadInt32();
             long steps = r.ReadInt64();
             double trainLoss = r.ReadDouble(), validationLoss = r.ReadDouble(), bigramLoss = r.ReadDouble(), meanLength = r.ReadDouble();
+            if (!Array.TrueForAll([trainLoss, validationLoss, bigramLoss, meanLength], x => double.IsFinite(x) && x >= 0) || steps < 0 || nameCount < 2)
+                throw Bad("is damaged");
             var names = new HashSet<string>();
             for (int i = r.ReadInt32(); i > 0; i--) names.Add(r.ReadString());
             foreach (var table in model.Params)
+            {
                 for (int i = 0; i < table.Data.Length; i++) table.Data[i] = r.ReadSingle();
+                if (!Array.TrueForAll(table.Data, float.IsFinite)) throw Bad("is damaged");
+            }
             if (r.BaseStream.Position != r.BaseStream.Length) throw Bad("has data past its end");
-            return new(model, vocab, names, steps, trainLoss, validationLoss, bigramLoss, meanLength);
+            return new(model, vocab, names, nameCount, steps, trainLoss, validationLoss, bigramLoss, meanLength);
         }
         catch (Exception e) when (e is EndOfStreamException or ArgumentException or FormatException)
         {
@@ -1085,7 +1127,7 @@ internal static class Program
                 parsed.GetValue(prefix)!.Trim().Normalize(NormalizationForm.FormC).ToLowerInvariant(),
                 parsed.GetValue(minLength), parsed.GetValue(maxLength), parsed.GetValue(unique), parsed.GetValue(newOnly));
             string? problem = rules.MinLength > rules.MaxLength ? "--min-length must not be more than --max-length"
-                : rules.Prefix.EnumerateRunes().Count() > rules.MaxLength ? "--prefix is longer than --max-length"
+                : Names.Length(rules.Prefix) > rules.MaxLength ? "--prefix is longer than --max-length"
                 : null;
             if (parsed.GetValue(load) is not null)
                 foreach (var option in (Option[])[names, batchSize, context, dim, lr, orderBlind, seconds, steps])
@@ -1166,8 +1208,8 @@ internal static class Program
 }
 
 /// <summary>Everything a run produced, printed as text or as JSON.</summary>
-internal sealed record Report(Settings Settings, Trained Trained, TrainResult? Training, bool StoppedEarly,
-    double StartupSeconds, int VocabularySize, int NameCount, IReadOnlyList<(string Name, bool InTraining)> Samples)
+internal sealed record Report(Settings Settings, Trained Trained, TrainResult? Training, double StartupSeconds,
+    IReadOnlyList<(string Name, bool InTraining)> Samples)
 {
     // independent random streams drawn from the one --seed
     const int SplitStream = 1, InitStream = 2, BatchStream = 3, SampleStream = 4;
@@ -1176,19 +1218,20 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
     /// terminal to show training progress and the loss curve on.</summary>
     public static Report Build(Settings s, CancellationToken stop = default, TextWriter? live = null)
     {
+        var rules = s.Rules ?? new SamplingRules();
         Trained trained;
         TrainResult? training = null;
         double startup = 0;
-        int nameCount;
         if (s.LoadPath is string path)
         {
             trained = ModelFile.Load(path, s.BatchSize);
-            nameCount = trained.TrainingNames.Count;
+            CheckPrefix(trained.Vocab, rules.Prefix);
         }
         else
         {
             var names = Names.Read(s.NamesPath);
             var corpus = Corpus.Split(names, new Rng(s.Seed, SplitStream));
+            CheckPrefix(corpus.Vocab, rules.Prefix);
             var train = new Examples(corpus.Train, corpus.Vocab, s.Context);
             var validation = new Examples(corpus.Validation, corpus.Vocab, s.Context);
             var model = new Model(corpus.Vocab.Size, s.Context, s.Dim, s.BatchSize, !s.OrderBlind, new Rng(s.Seed, InitStream));
@@ -1199,22 +1242,23 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
             training = Trainer.Train(model, train, s.LearningRate, s.Seconds, s.Steps, new Rng(s.Seed, BatchStream), stop, progress);
             live?.Write("\r\x1b[K");
             live?.WriteLine($"loss {Sparkline(training.LossCurve)} {training.TrainLoss:F3}");
-            nameCount = names.Count;
             double validationLoss = Trainer.Evaluate(model, validation);
             // the last update has no loss after it to show a divergence; the validation loss does
             if (!double.IsFinite(validationLoss))
                 throw new UserError(1, $"training diverged at step {training.Steps} (validation loss = {validationLoss}); try a smaller --lr");
-            trained = new(model, corpus.Vocab, corpus.Train.ToHashSet(), training.Steps, training.TrainLoss,
-                validationLoss, Trainer.CountBigramLoss(train, validation, corpus.Vocab.Size),
-                names.Average(name => name.EnumerateRunes().Count()));
+            trained = new(model, corpus.Vocab, corpus.Train.ToHashSet(), names.Count, training.Steps, training.TrainLoss,
+                validationLoss, Trainer.CountBigramLoss(train, validation, corpus.Vocab.Size), names.Average(Names.Length));
         }
         if (s.SavePath is string savePath) ModelFile.Save(trained, savePath);
-        var rules = s.Rules ?? new SamplingRules();
-        if (!trained.Vocab.TryEncode(rules.Prefix, out _, out var unknown))
-            throw new UserError(2, $"--prefix has '{unknown}', which no name in the data has; use only characters from the names");
         var samples = Sampling.SampleMany(trained.Model, trained.Vocab, new Rng(s.Seed, SampleStream), rules, s.Samples, trained.TrainingNames)
             .Select(name => (name, trained.TrainingNames.Contains(name))).ToList();
-        return new(s, trained, training, stop.IsCancellationRequested, startup, trained.Vocab.Size, nameCount, samples);
+        return new(s, trained, training, startup, samples);
+    }
+
+    static void CheckPrefix(Vocabulary vocab, string prefix)
+    {
+        if (!vocab.TryEncode(prefix, out _, out var unknown))
+            throw new UserError(2, $"--prefix has '{unknown}', which no name in the data has; use only characters from the names");
     }
 
     /// <summary>The loss curve as one line of block characters, high loss tall.</summary>
@@ -1229,7 +1273,7 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
 
     double ExamplesPerSecond => Training is { Seconds: > 0 } t ? t.Steps * (double)Settings.BatchSize / t.Seconds : 0;
     double NewShare => Samples.Count == 0 ? 0 : Samples.Count(x => !x.InTraining) / (double)Samples.Count;
-    double MeanSampleLength => Samples.Count == 0 ? 0 : Samples.Average(x => x.Name.EnumerateRunes().Count());
+    double MeanSampleLength => Samples.Count == 0 ? 0 : Samples.Average(x => Names.Length(x.Name));
 
     public string ToText()
     {
@@ -1238,7 +1282,7 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
         var t = Trained;
         if (Training is { } run)
         {
-            text.AppendLine(inv, $"Elapsed: {run.Seconds:F3} seconds{(StoppedEarly ? " (stopped early with Ctrl+C)" : "")}");
+            text.AppendLine(inv, $"Elapsed: {run.Seconds:F3} seconds{(run.StoppedEarly ? " (stopped early with Ctrl+C)" : "")}");
             text.AppendLine(inv, $"Steps: {run.Steps:N0} ({ExamplesPerSecond / 1e6:F2} M examples/s)");
         }
         else
@@ -1271,9 +1315,9 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
             w.WriteNumber("bigram_val_loss", t.BigramLoss);
             w.WriteNumber("alloc_bytes_per_step", Training?.AllocatedBytesPerStep ?? 0);
             w.WriteNumber("startup_seconds", StartupSeconds);
-            w.WriteBoolean("stopped_early", StoppedEarly);
-            w.WriteNumber("vocab_size", VocabularySize);
-            w.WriteNumber("names", NameCount);
+            w.WriteBoolean("stopped_early", Training?.StoppedEarly ?? false);
+            w.WriteNumber("vocab_size", t.Vocab.Size);
+            w.WriteNumber("names", t.NameCount);
             w.WriteNumber("new_share", NewShare);
             w.WriteNumber("mean_length", MeanSampleLength);
             w.WriteNumber("data_mean_length", t.MeanLength);

@@ -108,7 +108,7 @@ public class ModelTests
         // dL/dE[d] = 2 · dL/dh = 2 · dL/dE[.] (the boundary row is used once).
         var (model, ex) = GradientCheckTests.SmallModel(false, batch: 1);
         model.SetExample(0, ex, 7);
-        Assert.Equal(new ushort[] { 0, 4, 4 }, ex.Context(7).ToArray()); // '.', 'd', 'd'
+        Assert.Equal(new byte[] { 0, 4, 4 }, ex.Context(7).ToArray()); // '.', 'd', 'd'
         model.Loss(1).Back(1f);
         var g = model.Embedding.Grad;
         int W = model.Width;
