@@ -666,17 +666,30 @@ internal sealed class Rng
         state = (z ^ (z >> 31)) | 1;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public ulong Next()
-    {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        return state * 0x2545F4914F6CDD1DUL;
-    }
+    public ulong Next() => Advance(ref state);
 
     /// <summary>A whole number in [0, n), by a multiply instead of a division.</summary>
-    public int Below(int n) => (int)Math.BigMul(Next(), (ulong)n, out _);
+    public int Below(int n) => Scale(Next(), n);
+
+    /// <summary>Fills `into` with whole numbers in [0, n): the same numbers as as many calls of
+    /// Below(n), with the state kept in a register.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Below(int n, Span<int> into)
+    {
+        ulong s = state;
+        for (int i = 0; i < into.Length; i++) into[i] = Scale(Advance(ref s), n);
+        state = s;
+    }
+
+    static ulong Advance(ref ulong s)
+    {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        return s * 0x2545F4914F6CDD1DUL;
+    }
+
+    static int Scale(ulong random, int n) => (int)Math.BigMul(random, (ulong)n, out _);
 
     public double NextDouble() => (Next() >> 11) * (1.0 / (1UL << 53));
 
@@ -803,6 +816,7 @@ internal static class Trainer
         CancellationToken stop = default, Action<long, double, float>? progress = null)
     {
         int B = model.BatchSize;
+        var picks = new int[B];
         var curve = new double[CurvePoints];
         var counts = new int[CurvePoints];
         long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
@@ -812,7 +826,9 @@ internal static class Trainer
         long step = 0;
         while (true)
         {
-            for (int b = 0; b < B; b++) model.SetExample(b, train, rng.Below(train.Count));
+            // all the draws first: the random reads of the examples then overlap one another
+            rng.Below(train.Count, picks);
+            for (int b = 0; b < B; b++) model.SetExample(b, train, picks[b]);
             var node = model.Loss(B);
             loss = node.Value;
             if (!float.IsFinite(loss))
