@@ -93,7 +93,6 @@ internal static class Ops
         return new(output, g => Backward(g, rows, count, table.Cols, table.Grad));
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
         static unsafe void Forward(float[] table, int[] rows, int count, int D, float[] output)
         {
             fixed (float* t = table, o = output)
@@ -129,7 +128,6 @@ internal static class Ops
         });
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
         static unsafe void Forward(float[] x, int n, int K, int D, float[] output)
         {
             fixed (float* xp = x, o = output)
@@ -144,7 +142,6 @@ internal static class Ops
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
         static unsafe void Backward(float[] g, int n, int K, int D, float[] gradX)
         {
             fixed (float* gp = g, gx = gradX)
@@ -355,7 +352,7 @@ internal static class Ops
 
     /// <summary>Writes the transpose of a 16×16 block (rows of `stride` floats, the first `rows`
     /// of them real, the rest read as zero) to dst (rows of `dstStride` floats).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     internal static unsafe void TransposeBlock(float* src, int stride, int rows, float* dst, int dstStride)
     {
         if (!Avx512F.IsSupported)
@@ -441,6 +438,7 @@ internal static class Ops
         return p * Vector512.ShiftLeft(t.AsInt32(), 23).AsSingle();
     }
 }
+
 // ================================================================================================
 // Data: names, their characters, and (context → next character) examples
 // ================================================================================================
@@ -1331,6 +1329,7 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
             w.WriteNumber("bigram_val_loss", t.BigramLoss);
             w.WriteNumber("alloc_bytes_per_step", Training?.AllocatedBytesPerStep ?? 0);
             w.WriteNumber("startup_seconds", StartupSeconds);
+            w.WriteBoolean("avx512", Vector512.IsHardwareAccelerated);
             w.WriteBoolean("stopped_early", Training?.StoppedEarly ?? false);
             w.WriteNumber("vocab_size", t.Vocab.Size);
             w.WriteNumber("names", t.NameCount);
