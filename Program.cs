@@ -599,7 +599,7 @@ internal sealed record Corpus(Vocabulary Vocab, string[] Train, string[] Validat
     {
         var vocab = new Vocabulary(names);
         if (vocab.Size > Limits.MaxVocabulary)
-            throw new UserError(1, $"the names use {vocab.Size - 1} different characters; at most {Limits.MaxVocabulary - 1} are supported");
+            throw new UserError(1, $"the names use {vocab.Size - 1} different characters, and at most {Limits.MaxVocabulary - 1} are supported; give names in fewer alphabets");
         string[] shuffled = [.. names];
         rng.Shuffle(shuffled);
         int validation = Math.Max(1, shuffled.Length / 10);
