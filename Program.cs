@@ -463,15 +463,19 @@ internal static class Limits
 internal sealed class Vocabulary
 {
     public const int Boundary = 0;
-    readonly Rune[] symbols;
-    readonly Dictionary<Rune, int> ids;
+    // code points, rather than Runes: the framework comes with the int collections compiled,
+    // which saves start-up time
+    readonly int[] symbols;             // id → code point
+    readonly Dictionary<int, int> ids;  // code point → id
 
     public Vocabulary(IEnumerable<string> names)
     {
-        var seen = new HashSet<Rune>();
-        foreach (var name in names) foreach (var r in name.EnumerateRunes()) seen.Add(r);
-        symbols = [new Rune('.'), .. seen.Order()];
-        ids = new Dictionary<Rune, int>(symbols.Length);
+        var seen = new HashSet<int>();
+        foreach (var name in names) foreach (var r in name.EnumerateRunes()) seen.Add(r.Value);
+        int[] characters = [.. seen];
+        Array.Sort(characters);
+        symbols = ['.', .. characters];
+        ids = new Dictionary<int, int>(symbols.Length);
         for (int i = 1; i < symbols.Length; i++) ids[symbols[i]] = i;
     }
 
@@ -480,7 +484,7 @@ internal sealed class Vocabulary
     public int Size => symbols.Length;
 
     /// <summary>The characters, in id order, the boundary left out.</summary>
-    public IEnumerable<Rune> Characters => symbols.Skip(1);
+    public IEnumerable<Rune> Characters => symbols.Skip(1).Select(c => new Rune(c));
 
     public bool TryEncode(string text, out int[] encoded, out Rune unknown)
     {
@@ -498,7 +502,7 @@ internal sealed class Vocabulary
         unknown = default;
         foreach (var r in text.EnumerateRunes())
         {
-            if (!ids.TryGetValue(r, out int id)) { unknown = r; return -1; }
+            if (!ids.TryGetValue(r.Value, out int id)) { unknown = r; return -1; }
             encoded[length++] = id;
         }
         return length;
@@ -511,7 +515,7 @@ internal sealed class Vocabulary
     public string Decode(IEnumerable<int> encoded)
     {
         var text = new StringBuilder();
-        foreach (var id in encoded) text.Append(symbols[id].ToString());
+        foreach (var id in encoded) text.Append(new Rune(symbols[id]).ToString());
         return text.ToString();
     }
 }
