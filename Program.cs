@@ -7,7 +7,8 @@
 // respect to that value and pushes gradient into the operation's inputs. The chain rule is then
 // just one function calling the next; there is no tape and no graph object.
 //
-// The file reads top to bottom: autodiff, primitives, data, model, training, sampling, command line.
+// The file reads top to bottom: autodiff, primitives, data, model, training, sampling, model files,
+// command line.
 
 using System.CommandLine;
 using System.Diagnostics;
@@ -494,8 +495,8 @@ internal sealed class Vocabulary
         return length >= 0;
     }
 
-    /// <summary>Writes the ids of text's characters to `ids` and returns how many there are, or
-    /// −1 when a character is not in the vocabulary (then `unknown` is that character).</summary>
+    /// <summary>Writes the ids of text's characters to `encoded` and returns how many there are,
+    /// or −1 when a character is not in the vocabulary (then `unknown` is that character).</summary>
     public int TryEncode(string text, Span<int> encoded, out Rune unknown)
     {
         int length = 0;
@@ -585,9 +586,17 @@ internal static class Names
         if (!File.Exists(path)) throw new UserError(1, $"names file '{path}' does not exist");
         try
         {
-            if (new FileInfo(path).Length > Limits.MaxFileBytes)
-                throw new UserError(1, $"names file '{path}' is larger than {Limits.MaxFileBytes >> 20} MB");
-            return Parse(File.ReadAllBytes(path), $"names file '{path}'");
+            // read with a cap as we go: a pipe or a device has no length to check first
+            using var file = File.OpenRead(path);
+            var bytes = new MemoryStream();
+            var chunk = new byte[1 << 16];
+            for (int read; (read = file.Read(chunk)) > 0;)
+            {
+                if (bytes.Length + read > Limits.MaxFileBytes)
+                    throw new UserError(1, $"names file '{path}' is larger than {Limits.MaxFileBytes >> 20} MB");
+                bytes.Write(chunk, 0, read);
+            }
+            return Parse(bytes.GetBuffer().AsSpan(0, (int)bytes.Length), $"names file '{path}'");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -907,7 +916,7 @@ internal static class Sampling
 {
     /// <summary>One name, a character at a time after the prefix, each drawn from
     /// softmax(logits / temperature) over the topK most likely characters, until the boundary
-    /// comes up, or the name is longer than MaxLength (or as long as names may be).</summary>
+    /// comes up or the name is longer than MaxLength.</summary>
     public static string Sample(Model model, Vocabulary vocab, Rng rng, SamplingRules rules)
     {
         Span<int> context = stackalloc int[model.K];
@@ -916,25 +925,30 @@ internal static class Sampling
         foreach (var c in vocab.Encode(rules.Prefix)) Push(c, context, name);
         var weights = new double[model.V];
         // one character past MaxLength is enough to know that a name is too long
-        while (name.Count < Math.Min(rules.MaxLength + 1, Limits.MaxNameLength))
+        while (name.Count <= rules.MaxLength)
         {
             model.SetContext(0, context);
             var logits = model.Logits(1).Value.AsSpan(0, model.V);
-            float cutoff = float.NegativeInfinity;
+            // only the topK most likely characters may come next (ties broken by id)
+            var allowed = Enumerable.Range(0, model.V);
             if (rules.TopK is int k && k < model.V)
             {
-                float[] sorted = [.. logits];
-                Array.Sort(sorted);
-                cutoff = sorted[model.V - k];
+                var scores = logits.ToArray();
+                allowed = allowed.OrderByDescending(c => scores[c]).Take(k);
             }
             float max = float.NegativeInfinity;
             foreach (var logit in logits) max = Math.Max(max, logit);
+            Array.Clear(weights);
             double total = 0;
-            for (int c = 0; c < model.V; c++)
-                total += weights[c] = logits[c] >= cutoff ? Math.Exp((logits[c] - max) / rules.Temperature) : 0;
+            foreach (int c in allowed) total += weights[c] = Math.Exp((logits[c] - max) / rules.Temperature);
             double u = rng.NextDouble() * total;
-            int next = 0;
-            while (next < model.V - 1 && (u -= weights[next]) >= 0) next++;
+            int next = -1;
+            for (int c = 0; c < model.V && (next < 0 || u >= 0); c++)
+                if (weights[c] > 0)
+                {
+                    next = c; // if rounding leaves u above 0 at the end, the last allowed character
+                    u -= weights[c];
+                }
             if (next == Vocabulary.Boundary) break;
             Push(next, context, name);
         }
@@ -1070,7 +1084,7 @@ internal static class ModelFile
             if (r.BaseStream.Position != r.BaseStream.Length) throw Bad("has data past its end");
             return new(model, vocab, names, nameCount, steps, trainLoss, validationLoss, bigramLoss, meanLength);
         }
-        catch (Exception e) when (e is EndOfStreamException or ArgumentException or FormatException)
+        catch (Exception e) when (e is IOException or ArgumentException or FormatException)
         {
             throw Bad("is damaged");
         }
@@ -1091,7 +1105,10 @@ internal static class ModelFile
 internal sealed record Settings(
     double Seconds = 1, long? Steps = null, int Samples = 20, long Seed = 42, string? NamesPath = null,
     int BatchSize = 512, int Context = 6, int Dim = 16, float LearningRate = 0.1f, bool OrderBlind = false,
-    SamplingRules? Rules = null, string? SavePath = null, string? LoadPath = null, bool Json = false);
+    SamplingRules? Rules = null, string? SavePath = null, string? LoadPath = null, bool Json = false)
+{
+    public SamplingRules Sampling => Rules ?? new();
+}
 
 internal static class Program
 {
@@ -1146,7 +1163,12 @@ internal static class Program
                 parsed.GetValue(minLength), parsed.GetValue(maxLength), parsed.GetValue(unique), parsed.GetValue(newOnly));
             string? problem = rules.MinLength > rules.MaxLength ? "--min-length must not be more than --max-length"
                 : Names.Length(rules.Prefix) > rules.MaxLength ? "--prefix is longer than --max-length"
+                : parsed.GetResult(steps) is { Implicit: false } && parsed.GetResult(seconds) is { Implicit: false }
+                    ? "--steps and --seconds do not go together: give one of them"
                 : null;
+            foreach (var option in (Option<string?>[])[names, save, load])
+                if (parsed.GetValue(option) is string path && string.IsNullOrWhiteSpace(path))
+                    problem ??= $"{option.Name} needs a file name";
             if (parsed.GetValue(load) is not null)
                 foreach (var option in (Option[])[names, batchSize, context, dim, lr, orderBlind, seconds, steps])
                     if (parsed.GetResult(option) is { Implicit: false })
@@ -1236,7 +1258,7 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
     /// terminal to show training progress and the loss curve on.</summary>
     public static Report Build(Settings s, CancellationToken stop = default, TextWriter? live = null)
     {
-        var rules = s.Rules ?? new SamplingRules();
+        var rules = s.Sampling;
         Trained trained;
         TrainResult? training = null;
         double startup = 0;
@@ -1257,9 +1279,14 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
             Action<long, double, float>? progress = live is null ? null : (step, elapsed, loss) =>
                 live.Write($"\r\x1b[Kstep {step:N0}  {step * (double)s.BatchSize / elapsed / 1e6:F2} M examples/s  loss {loss:F3}  "
                     + (s.Steps is long n ? $"{n - step:N0} steps left" : $"{Math.Max(0, s.Seconds - elapsed):F1} s left"));
-            training = Trainer.Train(model, train, s.LearningRate, s.Seconds, s.Steps, new Rng(s.Seed, BatchStream), stop, progress);
-            live?.Write("\r\x1b[K");
-            live?.WriteLine($"loss {Sparkline(training.LossCurve)} {training.TrainLoss:F3}");
+            try
+            {
+                training = Trainer.Train(model, train, s.LearningRate, s.Seconds, s.Steps, new Rng(s.Seed, BatchStream), stop, progress);
+            }
+            finally
+            {
+                live?.Write("\r\x1b[K"); // an error after this is one clean line too
+            }
             double validationLoss = Trainer.Evaluate(model, validation);
             // the last update has no loss after it to show a divergence; the validation loss does
             if (!double.IsFinite(validationLoss))
@@ -1270,6 +1297,7 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
         if (s.SavePath is string savePath) ModelFile.Save(trained, savePath);
         var samples = Sampling.SampleMany(trained.Model, trained.Vocab, new Rng(s.Seed, SampleStream), rules, s.Samples, trained.TrainingNames)
             .Select(name => (name, trained.TrainingNames.Contains(name))).ToList();
+        if (training is not null) live?.WriteLine($"loss {Sparkline(training.LossCurve)} {training.TrainLoss:F3}");
         return new(s, trained, training, startup, samples);
     }
 
@@ -1350,17 +1378,19 @@ internal sealed record Report(Settings Settings, Trained Trained, TrainResult? T
             }
             w.WriteEndArray();
             var s = Settings;
-            var rules = s.Rules ?? new SamplingRules();
+            var rules = s.Sampling;
             w.WriteStartObject("options");
-            w.WriteString("names_file", s.NamesPath ?? "(bundled)");
-            w.WriteNumber("seconds", s.Seconds);
-            if (s.Steps is long steps) w.WriteNumber("steps", steps); else w.WriteNull("steps");
+            // with --load, the training options did not apply: null
+            bool trained = Training is not null;
+            if (trained) w.WriteString("names_file", s.NamesPath ?? "(bundled)"); else w.WriteNull("names_file");
+            if (trained) w.WriteNumber("seconds", s.Seconds); else w.WriteNull("seconds");
+            if (trained && s.Steps is long steps) w.WriteNumber("steps", steps); else w.WriteNull("steps");
             w.WriteNumber("samples", s.Samples);
             w.WriteNumber("seed", s.Seed);
-            w.WriteNumber("batch_size", s.BatchSize);
+            if (trained) w.WriteNumber("batch_size", s.BatchSize); else w.WriteNull("batch_size");
             w.WriteNumber("context", t.Model.K);
             w.WriteNumber("dim", t.Model.D);
-            w.WriteNumber("lr", s.LearningRate);
+            if (trained) w.WriteNumber("lr", s.LearningRate); else w.WriteNull("lr");
             w.WriteBoolean("order_blind", !t.Model.Positional);
             w.WriteNumber("temperature", rules.Temperature);
             if (rules.TopK is int k) w.WriteNumber("top_k", k); else w.WriteNull("top_k");

@@ -497,6 +497,32 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
     }
 
     [Fact]
+    public void ANegativeNameLengthBehindAValidChecksumIsDamage()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "model.bin");
+        var bytes = (byte[])saved.Bytes.Clone();
+        // after the four figures: the count of training names, then the first name's length
+        int firstName = FiguresOffset(bytes) + 4 * 8 + 4;
+        new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0x0F }.CopyTo(bytes, firstName); // a length of −1
+        Feature.Rehash(bytes);
+        File.WriteAllBytes(path, bytes);
+        var error = Cli.Run("--load", path, "--samples", "1").AssertOneError(1);
+        Assert.Contains("is damaged", error);
+        Assert.Contains(path, error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--save")]
+    [InlineData("--load")]
+    [InlineData("--names")]
+    public void AnEmptyFileNameIsABadCommandLine(string option)
+    {
+        var error = Cli.Run("--steps", "5", "--samples", "1", option, "").AssertOneError(2);
+        Assert.Contains(option + " needs a file name", error);
+    }
+
+    [Fact]
     public void SaveLeavesNoTemporaryFileAndReplacesAnOldModel()
     {
         using var dir = new TempDir();
