@@ -733,7 +733,7 @@ internal sealed class Model
     public Param Embedding { get; } // (K·V or V, Width)
     public Param Weight { get; }    // (V rounded up to 4, Width)
     public Param Bias { get; }      // (1, Vp)
-    public IReadOnlyList<Param> Params => [Embedding, Weight, Bias];
+    public IReadOnlyList<Param> Params { get; }
 
     // character c at context position k uses embedding row k·rowOffset + c
     readonly int rowOffset;
@@ -760,6 +760,7 @@ internal sealed class Model
         Embedding = new Param(tableRows, Width);
         Weight = new Param(Vw, Width);
         Bias = new Param(1, Vp);
+        Params = [Embedding, Weight, Bias];
         foreach (var (table, rows) in (ReadOnlySpan<(Param, int)>)[(Embedding, tableRows), (Weight, V)])
             for (int r = 0; r < rows; r++)
                 for (int d = 0; d < D; d++)
@@ -792,11 +793,13 @@ internal sealed class Model
         for (int k = 0; k < K; k++) rows[slot * K + k] = k * rowOffset + context[k];
     }
 
-    /// <summary>Scores for the next character of the first n batchSize: (n,Vp), the first V real.</summary>
-    public Node<float[]> Logits(int n) =>
-        Ops.MatMul(
-            Ops.SumOverK(Ops.GatherRows(Embedding, rows, n * K, gathered), n, K, Width, hidden, gradGathered),
-            Weight, Bias, n, weightT, logits, gradHidden);
+    /// <summary>Scores for the next character of the first n slots, the first V of each row real.</summary>
+    public Node<float[]> Logits(int n)
+    {
+        var embedded = Ops.GatherRows(Embedding, rows, n * K, gathered);         // (n,K,Width)
+        var context = Ops.SumOverK(embedded, n, K, Width, hidden, gradGathered); // (n,Width)
+        return Ops.MatMul(context, Weight, Bias, n, weightT, logits, gradHidden); // (n,Vp)
+    }
 
     public Node<float> Loss(int n) => Ops.SoftmaxCrossEntropy(Logits(n), targets, n, V, probs, gradLogits);
 
