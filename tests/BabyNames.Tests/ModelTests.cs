@@ -118,6 +118,43 @@ public class ModelTests
             for (int d = 0; d < W; d++) Assert.Equal(0f, g[row * W + d]); // rows not in the context
     }
 
+    [Fact]
+    public void ANodeConsumedByTwoOthersGetsBothGradients()
+    {
+        // One gathered (n,K,D) node feeds two different heads (sum → matmul → loss, each with its
+        // own W and buffers). Backpropagating both losses must leave in E.Grad the sum of what
+        // each loss alone leaves there.
+        const int n = 3, K = 2, D = 16, V = 4;
+        var r = new Random(11);
+        var E = new Param(6, D);
+        for (int i = 0; i < 6; i++) for (int d = 0; d < 5; d++) E.Data[i * D + d] = (float)(r.NextDouble() - 0.5);
+        var heads = Enumerable.Range(0, 2).Select(_ =>
+        {
+            var W = new Param(4, D);
+            for (int v = 0; v < V; v++) for (int d = 0; d < 5; d++) W.Data[v * D + d] = (float)(r.NextDouble() - 0.5);
+            return (W, bias: new Param(1, 16));
+        }).ToArray();
+        int[] rows = [0, 5, 2, 2, 4, 1], targets = [1, 3, 0];
+
+        float[] Grad(params int[] which)
+        {
+            E.ZeroGrad();
+            var x = Ops.GatherRows(E, rows, n * K, new float[n * K * D]);
+            foreach (int h in which)
+            {
+                var sum = Ops.SumOverK(x, n, K, D, new float[n * D], new float[n * K * D]);
+                var logits = Ops.MatMul(sum, heads[h].W, heads[h].bias, n, new float[D * 16], new float[n * 16], new float[n * D]);
+                Ops.SoftmaxCrossEntropy(logits, targets, n, V, new float[n * 16], new float[n * 16]).Back(1f);
+            }
+            return (float[])E.Grad.Clone();
+        }
+
+        float[] first = Grad(0), second = Grad(1), both = Grad(0, 1);
+        Assert.Contains(first, g => g != 0);
+        Assert.Contains(second, g => g != 0);
+        for (int i = 0; i < both.Length; i++) Assert.Equal(first[i] + second[i], both[i], 1e-6);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
