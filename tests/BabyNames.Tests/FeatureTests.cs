@@ -58,17 +58,7 @@ internal static class Feature
     /// <summary>150 made-up names from ten syllables, one of which has a character outside the
     /// Basic Multilingual Plane (two UTF-16 units, one code point): lengths in code points and in
     /// UTF-16 units differ for about a fifth of them.</summary>
-    public static readonly string[] ClefNames = MakeClefNames();
-
-    static string[] MakeClefNames()
-    {
-        string[] syllables = ["ba", "de", "ki", "lo", "mu", "na", "ri", "sa", "te", "\U0001D11Eo"];
-        var names = new List<string>();
-        foreach (var a in syllables) foreach (var b in syllables) names.Add(a + b);
-        for (int i = 0; i < 5; i++)
-            for (int j = 0; j < 10; j++) names.Add(syllables[i] + syllables[j] + syllables[(i + j) % 10]);
-        return [.. names];
-    }
+    public static readonly string[] ClefNames = TestData.MakeSyllableNames("\U0001D11Eo");
 
     public static string File(IEnumerable<string> names) => string.Join("\n", names) + "\n";
 

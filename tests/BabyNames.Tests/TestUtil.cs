@@ -102,11 +102,12 @@ internal static class TestData
 
     /// <summary>150 made-up names built from ten syllables: regular enough that a few hundred steps
     /// generalize to the held-out names (real tiny lists just get memorized).</summary>
-    public static readonly string[] SyllableNames = MakeSyllableNames();
+    public static readonly string[] SyllableNames = MakeSyllableNames("vo");
 
-    static string[] MakeSyllableNames()
+    /// <summary>All pairs of ten syllables (nine fixed, the last one given) and 50 triples.</summary>
+    public static string[] MakeSyllableNames(string lastSyllable)
     {
-        string[] syllables = ["ba", "de", "ki", "lo", "mu", "na", "ri", "sa", "te", "vo"];
+        string[] syllables = ["ba", "de", "ki", "lo", "mu", "na", "ri", "sa", "te", lastSyllable];
         var names = new List<string>();
         foreach (var a in syllables) foreach (var b in syllables) names.Add(a + b);
         for (int i = 0; i < 5; i++)
