@@ -76,37 +76,29 @@ internal sealed class Param
     /// adds into Grad.</summary>
     public Node<float[]> AsNode() => new(Data, g => Ops.AddInto(Grad, g));
 
-    /// <summary>Plain SGD, Data −= lr·Grad, over floats [from, to), zeroing the gradient in the
-    /// same pass.</summary>
+    /// <summary>Plain SGD, Data −= lr·Grad, zeroing the gradient in the same pass.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Step(float lr, int from, int to)
+    public unsafe void Step(float lr)
     {
         var rate = Vector512.Create(lr);
         fixed (float* data = Data, grad = Grad)
-            for (int i = from; i < to; i += Ops.Lanes)
+            for (int i = 0; i < Data.Length; i += Ops.Lanes)
             {
                 (Vector512.Load(data + i) - rate * Vector512.Load(grad + i)).Store(data + i);
                 Vector512<float>.Zero.Store(grad + i);
             }
     }
 
-    public void Step(float lr) => Step(lr, 0, Data.Length);
-
-    /// <summary>Grad = the sum of the replicas' gradients, in their order, over floats [from, to);
-    /// theirs are zeroed as they are taken.</summary>
+    /// <summary>Grad = the sum of the replicas' gradients, in their order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Collect(float[][] replicaGrads, int from, int to)
+    public unsafe void Collect(float[][] replicaGrads)
     {
         fixed (float* grad = Grad)
-            for (int i = from; i < to; i += Ops.Lanes)
+            for (int i = 0; i < Grad.Length; i += Ops.Lanes)
             {
                 var g = Vector512<float>.Zero;
-                foreach (var replica in replicaGrads)
-                {
-                    ref float start = ref MemoryMarshal.GetArrayDataReference(replica); // any number of them: no pinning
-                    g += Vector512.LoadUnsafe(ref start, (nuint)i);
-                    Vector512<float>.Zero.StoreUnsafe(ref start, (nuint)i);
-                }
+                foreach (var replica in replicaGrads) // any number of them: read without pinning
+                    g += Vector512.LoadUnsafe(ref MemoryMarshal.GetArrayDataReference(replica), (nuint)i);
                 g.Store(grad + i);
             }
     }
@@ -685,11 +677,12 @@ internal static class Names
     }
 
     // Lower-case text below U+0300, where the combining marks start, is already normalized: most
-    // names are, and skip the slow trip to ICU. ('ǅ' is title case: not upper, yet not lower.)
+    // names are, and skip the slow trip to ICU. (Title case, as in 'ǅ', is not upper case.)
     static bool IsPlain(ReadOnlySpan<char> text)
     {
         foreach (var c in text)
-            if (c >= '\u0300' || char.ToLowerInvariant(c) != c) return false;
+            if (c >= '\u0300' || char.GetUnicodeCategory(c) is UnicodeCategory.UppercaseLetter or UnicodeCategory.TitlecaseLetter)
+                return false;
         return true;
     }
 
@@ -743,12 +736,28 @@ internal static class Names
     /// <summary>UTF-8 bytes as text, or an error that says what the bytes are instead.</summary>
     public static string Decode(ReadOnlySpan<byte> bytes, string source)
     {
-        var head = bytes[..Math.Min(bytes.Length, 4096)];
-        if (head.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xFE]) || head.StartsWith((ReadOnlySpan<byte>)[0xFE, 0xFF])
-            || head.Count((byte)0) * 4 > head.Length)
+        string? text;
+        try { text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes); }
+        catch (DecoderFallbackException) { text = null; }
+        // Names never hold control characters, and UTF-16 read as UTF-8 always does (or is not
+        // UTF-8 at all): then see whether it reads as UTF-16.
+        if ((text is null || text.Any(c => char.IsControl(c) && c is not ('\n' or '\r' or '\t'))) && IsUtf16(bytes))
             throw new UserError(1, $"{source} looks like UTF-16 text; save it as UTF-8");
-        try { return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes); }
-        catch (DecoderFallbackException) { throw new UserError(1, $"{source} is not UTF-8 text; give a UTF-8 text file with one name a line"); }
+        return text ?? throw new UserError(1, $"{source} is not UTF-8 text; give a UTF-8 text file with one name a line");
+    }
+
+    // The start of the bytes, read as UTF-16 (either byte order), is lines of letters.
+    static bool IsUtf16(ReadOnlySpan<byte> bytes)
+    {
+        var head = bytes[..(Math.Min(bytes.Length, 4096) & ~1)];
+        foreach (var encoding in (Encoding[])[Encoding.Unicode, Encoding.BigEndianUnicode])
+        {
+            string text = encoding.GetString(head).TrimStart('\uFEFF');
+            if (text.Any(char.IsLetter) && text.All(c => char.IsLetterOrDigit(c) || char.IsWhiteSpace(c) || char.IsPunctuation(c)
+                    || char.GetUnicodeCategory(c) is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark))
+                return true;
+        }
+        return false;
     }
 
     /// <summary>The names of a file (`-` for standard input), or the bundled ones for null.</summary>
@@ -1127,17 +1136,13 @@ internal sealed class Model
         return Ops.MatMul(Embedding.AsNode(), Hidden!, null, V, K, hiddenT!, table.Data, gradTableE!);
     }
 
-    /// <summary>Part `part` of `parts` of each Param the shards wrote gets their gradients, added
-    /// in shard order (a crew shares the work). Then SGD may follow, except for E and W1 when the
-    /// MLP has a table: T's gradient reaches them only through BackTable.</summary>
-    public void Collect(int part, int parts)
+    /// <summary>Each Param the shards wrote gets their gradients, added in shard order. Then SGD
+    /// may follow, except for E and W1 when the MLP has a table: T's gradient reaches them only
+    /// through BackTable.</summary>
+    public void Collect()
     {
-        if (Shards.Count == 1) return;
-        for (int i = 0; i < sharded.Length; i++)
-        {
-            var (from, to) = Part(sharded[i], part, parts);
-            sharded[i].Collect(replicaGrads[i], from, to);
-        }
+        if (Shards.Count == 1) return; // the shard wrote into the Params themselves
+        for (int i = 0; i < sharded.Length; i++) sharded[i].Collect(replicaGrads[i]);
     }
 
     /// <summary>T's gradient, from the shards, back through the table's matmul into E and W1.</summary>
@@ -1147,22 +1152,11 @@ internal sealed class Model
         table.ZeroGrad();
     }
 
-    /// <summary>SGD on part `part` of `parts` of every Param, its gradient zeroed in the same pass.</summary>
-    public void Step(float lr, int part, int parts)
+    /// <summary>SGD on every Param, its gradient zeroed in the same pass.</summary>
+    public void Step(float lr)
     {
-        foreach (var p in Params)
-        {
-            var (from, to) = Part(p, part, parts);
-            p.Step(lr, from, to);
-        }
+        foreach (var p in Params) p.Step(lr);
         tableIsCurrent = false;
-    }
-
-    // floats [from, to) of the part: whole vectors
-    static (int From, int To) Part(Param p, int part, int parts)
-    {
-        long vectors = p.Data.Length / Ops.Lanes;
-        return ((int)(vectors * part / parts) * Ops.Lanes, (int)(vectors * (part + 1) / parts) * Ops.Lanes);
     }
 
     /// <summary>Copies the trained tables into `into` (shaped like Params), or back from it.</summary>
@@ -1254,10 +1248,14 @@ internal sealed class Shard
 
 /// <summary>Threads that do the parts of a piece of work together: started once a run, and
 /// Run(work) gives every member its part, work(0) on the calling thread, and returns when all are
-/// done. Between pieces the workers spin for a while (the pieces of a step come microseconds apart)
-/// and then sleep; Dispose ends them.</summary>
+/// done. Between pieces the workers keep checking for the next one for a while (the pieces of a
+/// training run come microseconds apart), then sleep; Dispose ends them.</summary>
 internal sealed class Crew : IDisposable
 {
+    // Waiting reads the shared counter in a tight loop first: a pause instruction or a yield to
+    // the system each cost about a microsecond here, as much as a shard's share of a small step.
+    static readonly long TightTicks = Stopwatch.Frequency / 20_000, SleepTicks = Stopwatch.Frequency / 1000; // 50 µs, 1 ms
+
     public int Size { get; }
     readonly Thread[] workers;
     readonly object gate = new();
@@ -1292,8 +1290,9 @@ internal sealed class Crew : IDisposable
         try { work(0); }
         finally
         {
-            var spin = new SpinWait();
-            while (Volatile.Read(ref pending) > 0) spin.SpinOnce(sleep1Threshold: -1);
+            long started = Stopwatch.GetTimestamp();
+            for (int i = 1; Volatile.Read(ref pending) > 0; i++)
+                if (i % 64 == 0 && Stopwatch.GetTimestamp() - started > TightTicks) Thread.Yield();
         }
         if (Interlocked.Exchange(ref failure, null) is Exception e) ExceptionDispatchInfo.Throw(e);
     }
@@ -1322,13 +1321,15 @@ internal sealed class Crew : IDisposable
 
     long WaitFor(long seen)
     {
-        var spin = new SpinWait();
-        long sleepAt = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 1000; // after a millisecond
-        while (Volatile.Read(ref generation) == seen)
+        long started = Stopwatch.GetTimestamp();
+        for (int i = 1; Volatile.Read(ref generation) == seen; i++)
         {
-            if (Stopwatch.GetTimestamp() < sleepAt)
+            if (i % 64 != 0) continue;
+            long waited = Stopwatch.GetTimestamp() - started;
+            if (waited < TightTicks) continue;
+            if (waited < SleepTicks)
             {
-                spin.SpinOnce(sleep1Threshold: -1);
+                Thread.Yield(); // in case there are more threads than cores
                 continue;
             }
             lock (gate)
@@ -1466,8 +1467,7 @@ internal static class Trainer
         readonly Crew crew;
         readonly int[] picks;
         readonly double[] losses; // each shard's share of the batch's mean loss
-        readonly Action<int> forwardAndBack, collect, step, collectAndStep;
-        float rate;
+        readonly Action<int> forwardAndBack;
 
         public Stepper(Model model, Examples train, int threads)
         {
@@ -1479,31 +1479,23 @@ internal static class Trainer
             {
                 for (int s = member; s < model.Shards.Count; s += crew.Size) ForwardAndBack(s);
             };
-            collect = member => model.Collect(member, crew.Size);
-            step = member => model.Step(rate, member, crew.Size);
-            collectAndStep = member =>
-            {
-                model.Collect(member, crew.Size);
-                model.Step(rate, member, crew.Size); // the same part as it collected: no one else's
-            };
         }
 
         public int Threads => crew.Size;
 
+        // Only the shards run side by side. What a step does once (the draws, the MLP's table, the
+        // sums of the shards' gradients, the update) stays on this thread, so that every weight is
+        // written by one core only: a cache line that two cores take turns writing costs more
+        // travelling between them than the work shared saves.
         public float Step(Rng rng, float lr)
         {
             // all the draws first: the random reads of the examples then overlap one another
             rng.Below(train.Count, picks);
-            rate = lr;
             var table = model.MakeTable(); // the MLP's T = matmul(E, W1), which every shard reads
             crew.Run(forwardAndBack);
-            if (table is null) crew.Run(collectAndStep);
-            else
-            {
-                crew.Run(collect);
-                model.BackTable(table);
-                crew.Run(step);
-            }
+            model.Collect();
+            if (table is not null) model.BackTable(table);
+            model.Step(lr);
             double loss = 0;
             foreach (var share in losses) loss += share;
             return (float)loss;
@@ -1512,6 +1504,9 @@ internal static class Trainer
         void ForwardAndBack(int s)
         {
             var shard = model.Shards[s];
+            // its gradients start from zero, and only this thread writes them: a gradient cleared
+            // by another thread would first have to travel back to this one's cache
+            foreach (var p in shard.Own) p.ZeroGrad();
             shard.Load(train, picks.AsSpan(shard.Offset, shard.Count));
             var loss = model.Loss(shard, shard.Count);
             // the batch's loss is the mean over all of it: this shard's examples weigh Count/B
@@ -1791,7 +1786,7 @@ internal static class ModelFile
         try { File.Delete(WriteTemporary(folder, [])); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw SaveError(path, $"the folder '{folder}' cannot be written to ({e.Message})");
+            throw SaveError(path, $"the folder '{folder}' cannot be written to; give a path in another folder");
         }
         return target;
     }
@@ -1848,7 +1843,8 @@ internal static class ModelFile
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             if (temporary is not null) File.Delete(temporary);
-            throw SaveError(shownPath, e.Message);
+            // the system's message names the temporary file, which the user never asked for
+            throw SaveError(shownPath, temporary is null ? e.Message : e.Message.Replace(temporary, target));
         }
     }
 
@@ -2373,12 +2369,12 @@ internal static class Program
         var context = Number("--context", "K", $"Letters of context the model sees, 1 to {Limits.MaxContext}", d.Context, 1, Limits.MaxContext, $"a whole number from 1 to {Limits.MaxContext}");
         var dim = Number("--dim", "D", $"Embedding width, 1 to {Limits.MaxDim}", d.Dim, 1, Limits.MaxDim, $"a whole number from 1 to {Limits.MaxDim}");
         var hidden = Number("--hidden", "H", $"Hidden units of the MLP, 1 to {Limits.MaxHidden}", d.Hidden, 1, Limits.MaxHidden, $"a whole number from 1 to {Limits.MaxHidden}");
-        var lr = Number("--lr", "R", "SGD learning rate at the start; the last fifth of the run uses a tenth of it", d.LearningRate, float.Epsilon, 1e6f, "a positive number up to 1,000,000");
+        var lr = Number("--lr", "R", "SGD learning rate at the start, up to 1,000,000; the last fifth of the run uses a tenth of it", d.LearningRate, float.Epsilon, 1e6f, "a positive number up to 1,000,000");
         var threads = Optional("--threads", "N", $"Threads to train on, 1 to {Limits.MaxThreads}; the result is the same for any number [default: every core, {Environment.ProcessorCount} here]",
             1, Limits.MaxThreads, $"a whole number from 1 to {Limits.MaxThreads}");
         var orderBlind = new Option<bool>("--order-blind") { Description = "The bag with one embedding per letter for every position (the seed's model)" };
         var temperature = Number("--temperature", "T", "Sampling temperature, 0.001 to 100: lower is safer, higher is wilder", r.Temperature, 1e-3f, 100f, "a number from 0.001 to 100");
-        var topK = Optional("--top-k", "K", "Sample only from the K most likely next letters [default: all]", 1, 100_000, "a whole number from 1 to 100,000");
+        var topK = Optional("--top-k", "K", "Sample only from the K most likely next letters, 1 to 100,000 [default: all]", 1, 100_000, "a whole number from 1 to 100,000");
         var prefix = new Option<string>("--prefix") { Description = "Every name starts with TEXT", HelpName = "TEXT", DefaultValueFactory = _ => r.Prefix };
         var minLength = Number("--min-length", "N", $"Shortest name to print, in letters, 1 to {Limits.MaxNameLength}", r.MinLength, 1, Limits.MaxNameLength, $"a whole number from 1 to {Limits.MaxNameLength}");
         var maxLength = Number("--max-length", "N", $"Longest name to print, in letters, 1 to {Limits.MaxNameLength}", r.MaxLength, 1, Limits.MaxNameLength, $"a whole number from 1 to {Limits.MaxNameLength}");
@@ -2411,7 +2407,13 @@ internal static class Program
                 parsed.GetValue(dim), parsed.GetValue(hidden), parsed.GetValue(lr), parsed.GetValue(orderBlind),
                 parsed.GetValue(threads), rules, parsed.GetValue(save), parsed.GetValue(load), parsed.GetValue(json),
                 Given(score) ? parsed.GetValue(score) : null, parsed.GetValue(scoreFile), parsed.GetValue(sort));
-            string? problem = rules.MinLength > rules.MaxLength ? "--min-length must not be more than --max-length"
+            string? problem = settings.LoadPath is null ? null
+                : root.Options.Where(o => TrainingOptions.Contains(o.Name) && Given(o))
+                    .Select(o => $"{o.Name} is for training, and --load uses a saved model without training").FirstOrDefault();
+            if (settings.Scoring)
+                problem ??= root.Options.Where(o => SamplingOptions.Contains(o.Name) && Given(o))
+                    .Select(o => $"{o.Name} is for sampling, and --score scores names instead").FirstOrDefault();
+            problem ??= rules.MinLength > rules.MaxLength ? "--min-length must not be more than --max-length"
                 : Names.Length(rules.Prefix) > rules.MaxLength ? "--prefix is longer than --max-length"
                 : Given(steps) && Given(seconds) ? "--steps and --seconds do not go together: give one of them"
                 : settings.OrderBlind && settings.Model == ModelKind.Mlp ? "--order-blind is a variant of the bag: give --model bag with it"
@@ -2421,12 +2423,6 @@ internal static class Program
             foreach (var option in (Option<string?>[])[names, save, load, scoreFile])
                 if (parsed.GetValue(option) is string path && string.IsNullOrWhiteSpace(path))
                     problem ??= $"{option.Name} needs a file name";
-            if (settings.LoadPath is not null)
-                problem ??= root.Options.Where(o => TrainingOptions.Contains(o.Name) && Given(o))
-                    .Select(o => $"{o.Name} is for training, and --load uses a saved model without training").FirstOrDefault();
-            if (settings.Scoring)
-                problem ??= root.Options.Where(o => SamplingOptions.Contains(o.Name) && Given(o))
-                    .Select(o => $"{o.Name} is for sampling, and --score scores names instead").FirstOrDefault();
             if (problem is not null)
             {
                 stderr.WriteLine($"error: {problem} (see --help)");
@@ -2454,7 +2450,7 @@ internal static class Program
         {
             return result.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
         }
-        catch (IOException e) // --help into a closed or full output
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) // --help into a closed or full output
         {
             return OutputError(stderr, e);
         }
@@ -2486,7 +2482,7 @@ internal static class Program
                 stdout.Write(settings.Json ? Report.Json(outcome) : Report.Text(outcome));
                 stdout.Flush();
             }
-            catch (IOException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) // a full disk, a closed output
             {
                 return OutputError(stderr, e);
             }
@@ -2512,10 +2508,10 @@ internal static class Program
         }
     }
 
-    static int OutputError(TextWriter stderr, IOException e)
+    static int OutputError(TextWriter stderr, Exception e)
     {
         try { stderr.WriteLine($"error: cannot write the output: {e.Message}"); }
-        catch (IOException) { } // nowhere left to say it
+        catch (Exception again) when (again is IOException or UnauthorizedAccessException) { } // nowhere left to say it
         return 1;
     }
 
