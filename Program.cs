@@ -1016,61 +1016,60 @@ internal sealed class Model
     public Param Output { get; }        // W: (Vr,Dp) in the bag, (Vr,Hp) in the MLP
     public Param OutputBias { get; }    // b: (1,Vp)
     public IReadOnlyList<Param> Params { get; } // what SGD trains, in model-file order
-    public IReadOnlyList<Shard> Shards { get; }
+    public IReadOnlyList<Shard> Shards { get; } = [];
+    public int ShardCount => Math.Clamp(BatchSize / ShardExamples, 1, MaxShards);
 
     // The MLP's table T (K·V,Hp), computed from E and W1 and never trained itself; the scratch of
     // its matmul: W1ᵀ (K·Dp,Hp), and T's gradient passed on to E (V,Dp).
     readonly Param? table;
     readonly float[]? hiddenT, gradTableE;
     bool tableIsCurrent;
-    // The Params the shards write (T in place of E and W1 when there is a table), and for each,
-    // the gradients of its replicas, one a shard.
-    readonly Param[] sharded;
-    readonly float[][][] replicaGrads;
+    // the Params the shards write: T in place of E and W1 when there is a table
+    internal Param[] Sharded { get; }
+    internal Buffers Memory { get; } = new();
 
     public Model(ModelKind kind, int V, int K, int D, int H, bool positional, int batchSize, Rng rng)
+        : this(kind, V, K, D, H, positional, batchSize)
+    {
+        Initialize(rng);
+        Shards = [.. Enumerable.Range(0, ShardCount).Select(s => new Shard(this, s))];
+    }
+
+    // the tables of a model of these sizes, all zero, and no shards
+    Model(ModelKind kind, int V, int K, int D, int H, bool positional, int batchSize)
     {
         bool mlp = kind == ModelKind.Mlp;
         (Kind, this.V, this.K, this.D, this.H, Positional, BatchSize) = (kind, V, K, D, mlp ? H : 0, mlp || positional, batchSize);
         UsesTable = mlp && batchSize > V;
-        var memory = new Buffers();
-        Embedding = memory.Param(Positional && !mlp ? K * V : V, Dp);
+        Embedding = Memory.Param(Positional && !mlp ? K * V : V, Dp);
         if (mlp)
         {
-            Hidden = memory.Param(Hp, K * Dp);
-            HiddenBias = memory.Param(1, Hp);
+            Hidden = Memory.Param(Hp, K * Dp);
+            HiddenBias = Memory.Param(1, Hp);
         }
-        Output = memory.Param(Vr, mlp ? Hp : Dp);
-        OutputBias = memory.Param(1, Vp);
+        Output = Memory.Param(Vr, mlp ? Hp : Dp);
+        OutputBias = Memory.Param(1, Vp);
         Params = mlp ? [Embedding, Hidden!, HiddenBias!, Output, OutputBias] : [Embedding, Output, OutputBias];
         if (UsesTable)
         {
-            table = memory.Param(K * V, Hp);
-            hiddenT = memory.Floats((long)K * Dp * Hp);
-            gradTableE = memory.Floats(V * Dp);
+            table = Memory.Param(K * V, Hp);
+            hiddenT = Memory.Floats((long)K * Dp * Hp);
+            gradTableE = Memory.Floats(V * Dp);
         }
-        sharded = !mlp ? [Embedding, Output, OutputBias]
+        Sharded = !mlp ? [Embedding, Output, OutputBias]
             : UsesTable ? [table!, HiddenBias!, Output, OutputBias] : [Embedding, Hidden!, HiddenBias!, Output, OutputBias];
-        int S = Math.Clamp(batchSize / ShardExamples, 1, MaxShards);
-        var shards = new Shard[S];
-        for (int s = 0; s < S; s++)
-        {
-            int from = batchSize * s / S, to = batchSize * (s + 1) / S;
-            shards[s] = new Shard(this, from, to - from, S > 1 ? [.. sharded.Select(memory.Replica)] : sharded, memory);
-        }
-        Shards = shards;
-        replicaGrads = [.. sharded.Select((_, i) => shards.Select(shard => shard.Own[i].Grad).ToArray())];
-        Initialize(rng);
+    }
+
+    /// <summary>A model of the same sizes with a copy of the weights and no shards: what every
+    /// further thread of a training run trains (see Training).</summary>
+    public Model Clone()
+    {
+        var copy = new Model(Kind, V, K, D, H, Positional, BatchSize);
+        copy.LoadWeights([.. Params.Select(p => p.Data)]);
+        return copy;
     }
 
     public Param? Table => table; // T, when the MLP has one
-
-    /// <summary>Where a shard keeps its own version of one of the Params (or the Param itself).</summary>
-    public Param? Local(Shard s, Param? p)
-    {
-        int i = p is null ? -1 : Array.IndexOf(sharded, p);
-        return i < 0 ? null : s.Own[i];
-    }
 
     void Initialize(Rng rng)
     {
@@ -1136,13 +1135,14 @@ internal sealed class Model
         return Ops.MatMul(Embedding.AsNode(), Hidden!, null, V, K, hiddenT!, table.Data, gradTableE!);
     }
 
-    /// <summary>Each Param the shards wrote gets their gradients, added in shard order. Then SGD
+    /// <summary>Each Param the shards write gets the sum of the shards' gradients, added in shard
+    /// order: gradients[i] holds every shard's gradient of Sharded[i] (Shard.Gradients). Then SGD
     /// may follow, except for E and W1 when the MLP has a table: T's gradient reaches them only
     /// through BackTable.</summary>
-    public void Collect()
+    public void Collect(float[][][] gradients)
     {
-        if (Shards.Count == 1) return; // the shard wrote into the Params themselves
-        for (int i = 0; i < sharded.Length; i++) sharded[i].Collect(replicaGrads[i]);
+        if (ShardCount == 1) return; // the one shard wrote into the Params themselves
+        for (int i = 0; i < Sharded.Length; i++) Sharded[i].Collect(gradients[i]);
     }
 
     /// <summary>T's gradient, from the shards, back through the table's matmul into E and W1.</summary>
@@ -1198,26 +1198,39 @@ internal sealed class Shard
     public float[]? HiddenT;                        // W1ᵀ (K·Dp,Hp), the MLP per example
     public float[] Logits, Probs, GradLogits;       // (n,Vp)
 
-    public Shard(Model m, int offset, int count, Param[] own, Buffers memory)
+    /// <summary>Shard `index` of the model's ShardCount: its slice of the batch, its buffers, and,
+    /// when there are several shards, replicas of the Params it writes.</summary>
+    public Shard(Model m, int index)
     {
-        (Offset, Count, K, Own) = (offset, count, m.K, own);
-        (E, W1, B1, T, W, B) = (m.Local(this, m.Embedding), m.Local(this, m.Hidden), m.Local(this, m.HiddenBias),
-            m.Local(this, m.Table), m.Local(this, m.Output)!, m.Local(this, m.OutputBias)!);
+        int S = m.ShardCount;
+        (Offset, Count, K) = (m.BatchSize * index / S, m.BatchSize * (index + 1) / S - m.BatchSize * index / S, m.K);
+        var memory = m.Memory;
+        Own = S > 1 ? [.. m.Sharded.Select(memory.Replica)] : m.Sharded;
+        Param? Mine(Param? p)
+        {
+            int i = p is null ? -1 : Array.IndexOf(m.Sharded, p);
+            return i < 0 ? null : Own[i];
+        }
+        (E, W1, B1, T, W, B) = (Mine(m.Embedding), Mine(m.Hidden), Mine(m.HiddenBias), Mine(m.Table), Mine(m.Output)!, Mine(m.OutputBias)!);
         int gatheredWidth = m.UsesTable ? m.Hp : m.Dp, hiddenWidth = m.Output.Cols;
-        Contexts = memory.Ints((long)count * K);
-        Targets = memory.Ints(count);
-        Gathered = memory.Floats((long)count * K * gatheredWidth);
-        GradGathered = memory.Floats((long)count * K * gatheredWidth);
-        PreActivation = memory.Floats((long)count * m.Hp);
-        GradPreActivation = memory.Floats((long)count * m.Hp);
-        Hidden = memory.Floats((long)count * hiddenWidth);
-        GradHidden = memory.Floats((long)count * hiddenWidth);
+        Contexts = memory.Ints((long)Count * K);
+        Targets = memory.Ints(Count);
+        Gathered = memory.Floats((long)Count * K * gatheredWidth);
+        GradGathered = memory.Floats((long)Count * K * gatheredWidth);
+        PreActivation = memory.Floats((long)Count * m.Hp);
+        GradPreActivation = memory.Floats((long)Count * m.Hp);
+        Hidden = memory.Floats((long)Count * hiddenWidth);
+        GradHidden = memory.Floats((long)Count * hiddenWidth);
         OutputT = memory.Floats((long)hiddenWidth * m.Vp);
         if (m.Kind == ModelKind.Mlp && !m.UsesTable) HiddenT = memory.Floats((long)m.K * m.Dp * m.Hp);
-        Logits = memory.Floats((long)count * m.Vp);
-        Probs = memory.Floats((long)count * m.Vp);
-        GradLogits = memory.Floats((long)count * m.Vp);
+        Logits = memory.Floats((long)Count * m.Vp);
+        Probs = memory.Floats((long)Count * m.Vp);
+        GradLogits = memory.Floats((long)Count * m.Vp);
     }
+
+    /// <summary>The shards' gradients, by Param (as Model.Sharded lists them), in shard order.</summary>
+    public static float[][][] Gradients(IReadOnlyList<Shard> shards) =>
+        [.. shards[0].Own.Select((_, i) => shards.Select(s => s.Own[i].Grad).ToArray())];
 
     /// <summary>Puts examples picks[0..) of a set into the shard's first slots.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -1226,9 +1239,9 @@ internal sealed class Shard
         if (set.K != K || picks.Length > Count) throw new ArgumentException("Shard.Load: examples of another context length, or too many");
         for (int b = 0; b < picks.Length; b++)
         {
-            var tokens = set.Tokens.AsSpan(picks[b] * (K + 1), K + 1);
-            for (int k = 0; k < K; k++) Contexts[b * K + k] = tokens[k];
-            Targets[b] = tokens[K];
+            var context = set.Context(picks[b]);
+            for (int k = 0; k < K; k++) Contexts[b * K + k] = context[k];
+            Targets[b] = set.Next(picks[b]);
         }
     }
 
@@ -1462,50 +1475,63 @@ internal static class Trainer
     /// step allocates only its nodes.</summary>
     sealed class Stepper : IDisposable
     {
-        readonly Model model;
         readonly Examples train;
         readonly Crew crew;
+        readonly Model[] models;          // one a thread, all with the same weights; [0] is the one trained
+        readonly Shard[] shards;          // shard s runs on thread s mod crew.Size, on that thread's model
+        readonly float[][][] gradients;   // every shard's gradients, by Param, in shard order
+        readonly Node<float[]>?[] tables; // each thread's MLP table of this step
         readonly int[] picks;
-        readonly double[] losses; // each shard's share of the batch's mean loss
-        readonly Action<int> forwardAndBack;
+        readonly double[] losses;         // each shard's share of the batch's mean loss
+        readonly Action<int> forwardAndBack, update;
+        float rate;
 
         public Stepper(Model model, Examples train, int threads)
         {
-            (this.model, this.train) = (model, train);
-            crew = new Crew(Math.Min(threads, model.Shards.Count));
+            this.train = train;
+            crew = new Crew(Math.Min(threads, model.ShardCount));
+            models = [model, .. Enumerable.Range(1, crew.Size - 1).Select(_ => model.Clone())];
+            shards = [.. model.Shards.Select((shard, s) => s % crew.Size == 0 ? shard : new Shard(models[s % crew.Size], s))];
+            gradients = Shard.Gradients(shards);
+            tables = new Node<float[]>?[crew.Size];
             picks = new int[model.BatchSize];
-            losses = new double[model.Shards.Count];
+            losses = new double[shards.Length];
             forwardAndBack = member =>
             {
-                for (int s = member; s < model.Shards.Count; s += crew.Size) ForwardAndBack(s);
+                tables[member] = models[member].MakeTable(); // the MLP's T = matmul(E, W1), which its shards read
+                for (int s = member; s < shards.Length; s += crew.Size) ForwardAndBack(models[member], s);
+            };
+            update = member =>
+            {
+                var m = models[member];
+                m.Collect(gradients);
+                if (tables[member] is { } table) m.BackTable(table);
+                m.Step(rate);
             };
         }
 
         public int Threads => crew.Size;
 
-        // Only the shards run side by side. What a step does once (the draws, the MLP's table, the
-        // sums of the shards' gradients, the update) stays on this thread, so that every weight is
-        // written by one core only: a cache line that two cores take turns writing costs more
-        // travelling between them than the work shared saves.
+        // Every thread has a copy of the model and takes the same steps on it, as data-parallel
+        // training on several GPUs does: only the gradients travel between cores, each read once,
+        // while a weight written on one core and read on another would cross between their caches
+        // a line at a time, on demand.
         public float Step(Rng rng, float lr)
         {
             // all the draws first: the random reads of the examples then overlap one another
             rng.Below(train.Count, picks);
-            var table = model.MakeTable(); // the MLP's T = matmul(E, W1), which every shard reads
+            rate = lr;
             crew.Run(forwardAndBack);
-            model.Collect();
-            if (table is not null) model.BackTable(table);
-            model.Step(lr);
+            crew.Run(update);
             double loss = 0;
             foreach (var share in losses) loss += share;
             return (float)loss;
         }
 
-        void ForwardAndBack(int s)
+        void ForwardAndBack(Model model, int s)
         {
-            var shard = model.Shards[s];
-            // its gradients start from zero, and only this thread writes them: a gradient cleared
-            // by another thread would first have to travel back to this one's cache
+            var shard = shards[s];
+            // its gradients start from zero, and only this thread writes them
             foreach (var p in shard.Own) p.ZeroGrad();
             shard.Load(train, picks.AsSpan(shard.Offset, shard.Count));
             var loss = model.Loss(shard, shard.Count);
