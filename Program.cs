@@ -1015,8 +1015,8 @@ internal sealed class Model
     public Param? HiddenBias { get; }   // b1: (1,Hp)
     public Param Output { get; }        // W: (Vr,Dp) in the bag, (Vr,Hp) in the MLP
     public Param OutputBias { get; }    // b: (1,Vp)
-    public IReadOnlyList<Param> Params { get; } // what SGD trains, in model-file order
-    public IReadOnlyList<Shard> Shards { get; } = [];
+    public Param[] Params { get; } // what SGD trains, in model-file order
+    public Shard[] Shards { get; } = [];
     public int ShardCount => Math.Clamp(BatchSize / ShardExamples, 1, MaxShards);
 
     // The MLP's table T (K·V,Hp), computed from E and W1 and never trained itself; the scratch of
@@ -1162,12 +1162,12 @@ internal sealed class Model
     /// <summary>Copies the trained tables into `into` (shaped like Params), or back from it.</summary>
     public void SaveWeights(float[][] into)
     {
-        for (int i = 0; i < Params.Count; i++) Params[i].Data.CopyTo(into[i], 0);
+        for (int i = 0; i < Params.Length; i++) Params[i].Data.CopyTo(into[i], 0);
     }
 
     public void LoadWeights(float[][] from)
     {
-        for (int i = 0; i < Params.Count; i++) from[i].CopyTo(Params[i].Data, 0);
+        for (int i = 0; i < Params.Length; i++) from[i].CopyTo(Params[i].Data, 0);
         tableIsCurrent = false;
     }
 
@@ -1229,7 +1229,7 @@ internal sealed class Shard
     }
 
     /// <summary>The shards' gradients, by Param (as Model.Sharded lists them), in shard order.</summary>
-    public static float[][][] Gradients(IReadOnlyList<Shard> shards) =>
+    public static float[][][] Gradients(Shard[] shards) =>
         [.. shards[0].Own.Select((_, i) => shards.Select(s => s.Own[i].Grad).ToArray())];
 
     /// <summary>Puts examples picks[0..) of a set into the shard's first slots.</summary>

@@ -93,7 +93,7 @@ public class GradientCheckTests
     /// Returns the mean loss in double, from the probabilities.</summary>
     internal static double Pass(Model m, Examples ex, int[] picks, bool backward)
     {
-        Assert.True(m.Shards.Count == 1 || picks.Length == m.BatchSize, "several shards take exactly one batch");
+        Assert.True(m.Shards.Length == 1 || picks.Length == m.BatchSize, "several shards take exactly one batch");
         double total = 0;
         for (int start = 0; start < picks.Length; start += m.BatchSize)
         {
@@ -103,7 +103,7 @@ public class GradientCheckTests
             {
                 int n = Math.Min(shard.Count, chunk.Length - shard.Offset);
                 if (n <= 0) continue;
-                if (backward && m.Shards.Count > 1) foreach (var p in shard.Own) p.ZeroGrad(); // as a training step does
+                if (backward && m.Shards.Length > 1) foreach (var p in shard.Own) p.ZeroGrad(); // as a training step does
                 shard.Load(ex, chunk.Slice(shard.Offset, n));
                 var loss = m.Loss(shard, n);
                 for (int b = 0; b < n; b++) total -= Math.Log(shard.Probs[b * m.Vp + shard.Targets[b]]);
@@ -135,7 +135,7 @@ public class GradientCheckTests
     {
         var analytic = Gradient(m, ex, picks);
         Assert.Contains(analytic[0], g => Math.Abs(g) > 1e-3); // the embeddings' gradient is not negligible
-        for (int i = 0; i < m.Params.Count; i++)
+        for (int i = 0; i < m.Params.Length; i++)
             CheckAll(ParamName(m, i), m.Params[i].Data, analytic[i], () => Pass(m, ex, picks, backward: false), ModelEps, extrapolate: true);
     }
 
@@ -398,7 +398,7 @@ public class GradientCheckTests
     public void BagGradientForEveryParameterEntryAtTheDefaultShapes(bool positional)
     {
         var (model, ex, picks) = Bag(positional, 130);
-        Assert.Equal(2, model.Shards.Count);
+        Assert.Equal(2, model.Shards.Length);
         CheckModel(model, ex, picks);
     }
 
@@ -407,7 +407,7 @@ public class GradientCheckTests
     {
         var (model, ex, picks) = Mlp(130);
         Assert.True(model.UsesTable);
-        Assert.Equal(2, model.Shards.Count);
+        Assert.Equal(2, model.Shards.Length);
         CheckModel(model, ex, picks);
     }
 
@@ -427,7 +427,7 @@ public class GradientCheckTests
         // 130 letters (V = 131 ≥ B = 130): per example, and two shards
         var (model, ex, picks) = Mlp(130, letters: 130, H: 16);
         Assert.False(model.UsesTable);
-        Assert.Equal(2, model.Shards.Count);
+        Assert.Equal(2, model.Shards.Length);
         CheckModel(model, ex, picks);
     }
 
@@ -436,7 +436,7 @@ public class GradientCheckTests
     /// where it is not tiny).</summary>
     static void AssertSameGradients(Model a, Model b, Examples ex, int[] picks)
     {
-        for (int i = 0; i < a.Params.Count; i++) a.Params[i].Data.CopyTo(b.Params[i].Data, 0);
+        for (int i = 0; i < a.Params.Length; i++) a.Params[i].Data.CopyTo(b.Params[i].Data, 0);
         b.LoadWeights([.. b.Params.Select(p => p.Data)]);
         var ga = Gradient(a, ex, picks);
         var gb = Gradient(b, ex, picks);
@@ -478,7 +478,7 @@ public class GradientCheckTests
         Model Make(int b) => new(kind, vocab.Size, 3, 16, 48, true, b, new Rng(3, 2));
         var sharded = Make(batch);
         var single = Make(64); // one shard, 64 examples at a time
-        Assert.Equal(Math.Clamp(batch / 64, 1, 8), sharded.Shards.Count);
+        Assert.Equal(Math.Clamp(batch / 64, 1, 8), sharded.Shards.Length);
         Assert.Single(single.Shards);
         Assert.Equal(sharded.UsesTable, single.UsesTable);
         RandomizeOutput(sharded, new Random(3));

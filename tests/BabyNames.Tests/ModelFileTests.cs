@@ -188,8 +188,8 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
         var (a, b) = (t.Model, u.Model);
         Assert.Equal((a.Kind, a.V, a.K, a.D, a.H, a.Dp, a.Positional), (b.Kind, b.V, b.K, b.D, b.H, b.Dp, b.Positional));
         Assert.Equal(7, b.BatchSize);
-        Assert.Equal(a.Params.Count, b.Params.Count);
-        for (int p = 0; p < a.Params.Count; p++)
+        Assert.Equal(a.Params.Length, b.Params.Length);
+        for (int p = 0; p < a.Params.Length; p++)
         {
             Assert.Equal((a.Params[p].Rows, a.Params[p].Cols), (b.Params[p].Rows, b.Params[p].Cols));
             Assert.Equal(Bits(a.Params[p].Data), Bits(b.Params[p].Data));

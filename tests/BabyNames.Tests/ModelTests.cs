@@ -26,7 +26,7 @@ public class ModelTests
         int Dp = (D + 15) / 16 * 16, Vp = (V + 15) / 16 * 16, Vr = (V + 3) / 4 * 4;
         Assert.Equal((Dp, Vp, Vr, 0), (m.Dp, m.Vp, m.Vr, m.H));
         Assert.Equal(positional, m.Positional);
-        Assert.Equal(3, m.Params.Count);
+        Assert.Equal(3, m.Params.Length);
         Assert.Same(m.Embedding, m.Params[0]);
         Assert.Same(m.Output, m.Params[1]);
         Assert.Same(m.OutputBias, m.Params[2]);
@@ -75,7 +75,7 @@ public class ModelTests
     public void ABatchIsCutIntoShardsOfAtLeast64AndAtMost8OfThem(int batch, int shards)
     {
         var m = Bag(5, 2, 4, true, batch);
-        Assert.Equal(shards, m.Shards.Count);
+        Assert.Equal(shards, m.Shards.Length);
         int next = 0;
         foreach (var s in m.Shards)
         {
@@ -420,7 +420,7 @@ public class ModelTests
         // with several shards the backpropagators add into the replicas' gradients, and Collect
         // sums those into the Params once a batch
         var (model, ex, picks) = mlp ? GradientCheckTests.Mlp(130) : GradientCheckTests.Bag(true, 130);
-        Assert.Equal(2, model.Shards.Count);
+        Assert.Equal(2, model.Shards.Length);
         var first = GradientCheckTests.Gradient(model, ex, picks);
         var table = model.MakeTable();
         foreach (var shard in model.Shards) foreach (var p in shard.Own) p.ZeroGrad();
