@@ -121,11 +121,14 @@ internal sealed class Param
 internal static class Ops
 {
     public const int Lanes = 16;        // floats in a Vector512
-    public const int RowBlock = 8;      // matmul forward: examples that share each load of Wᵀ
+    public const int RowBlock = 4;      // matmul forward: examples that share each load of Wᵀ
     public const int WeightBlock = 4;   // matmul backward: rows of W held in registers for a sweep
     public const int LogBlock = 64;     // softmax: examples whose sums share one log
 
     public static int RoundUp(int size) => (size + Lanes - 1) / Lanes * Lanes;
+
+    /// <summary>The width of matmul's Wᵀ for a W of `rows` rows: whole pairs of vectors.</summary>
+    public static int TransposedWidth(int rows) => (rows + 2 * Lanes - 1) / (2 * Lanes) * 2 * Lanes;
 
     // The kernels index their buffers without bounds checks, so each primitive checks the shapes
     // it is given (once per call) before it runs them.
@@ -266,7 +269,7 @@ internal static class Ops
         int D = W.Cols / groups, Rp = RoundUp(W.Rows);
         Require(groups >= 1 && D * groups == W.Cols && D % Lanes == 0 && W.Rows % WeightBlock == 0
             && (bias is null || (bias.Rows == 1 && bias.Cols == Rp))
-            && h.Value.Length >= n * D && gradH.Length >= n * D && wT.Length >= W.Cols * Rp
+            && h.Value.Length >= n * D && gradH.Length >= n * D && wT.Length >= W.Cols * TransposedWidth(W.Rows)
             && output.Length >= groups * n * Rp, "MatMul");
         Forward(h.Value, W, bias?.Data, n, groups, wT, output);
         return new(output, g =>
@@ -276,18 +279,20 @@ internal static class Ops
         });
 
         // out[g·n + b, j] = bias[j] + Σ_d h[b,d]·Wᵀ[g·D + d, j]
-        // With Wᵀ (G·D,Rp) a vector of 16 outputs is a sum of broadcasts of h times rows of Wᵀ: no
-        // horizontal sums. RowBlock examples share each load of Wᵀ, and their sums are independent
-        // chains of multiply-adds, enough to keep the multiply-add units busy.
+        // With Wᵀ a vector of 16 outputs is a sum of broadcasts of h times rows of Wᵀ: no horizontal
+        // sums. A block of RowBlock examples and two vectors of outputs keeps eight independent
+        // chains of multiply-adds in registers, enough to keep the multiply-add units busy, and
+        // each broadcast of h feeds two of them. Wᵀ's rows are padded to whole pairs of vectors
+        // (with zeros), so an odd last vector is computed as a pair too, and its second half dropped.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         static unsafe void Forward(float[] h, Param W, float[]? bias, int n, int groups, float[] wT, float[] output)
         {
-            int D = W.Cols / groups, Rp = RoundUp(W.Rows);
+            int D = W.Cols / groups, Rp = RoundUp(W.Rows), Rw = TransposedWidth(W.Rows);
             fixed (float* hp = h, wp = W.Data, wt = wT, bp = bias, o = output)
             {
-                for (int r = 0; r < Rp; r += Lanes)
+                for (int r = 0; r < Rw; r += Lanes)
                     for (int c = 0; c < W.Cols; c += Lanes)
-                        TransposeBlock(wp + r * W.Cols + c, W.Cols, Math.Min(Lanes, W.Rows - r), wt + c * Rp + r, Rp);
+                        TransposeBlock(wp + r * W.Cols + c, W.Cols, Math.Min(Lanes, W.Rows - r), wt + c * Rw + r, Rw);
                 for (int g = 0; g < groups; g++)
                     for (int b = 0; b < n; b += RowBlock)
                     {
@@ -295,28 +300,37 @@ internal static class Ops
                         // place of the missing ones, so that every read stays inside h, and stores
                         // only its own rows.
                         int last = Math.Min(RowBlock - 1, n - 1 - b);
-                        int r1 = Math.Min(1, last) * D, r2 = Math.Min(2, last) * D, r3 = Math.Min(3, last) * D,
-                            r4 = Math.Min(4, last) * D, r5 = Math.Min(5, last) * D, r6 = Math.Min(6, last) * D, r7 = last * D;
-                        for (int j = 0; j < Rp; j += Lanes)
+                        int r1 = Math.Min(1, last) * D, r2 = Math.Min(2, last) * D, r3 = last * D;
+                        for (int j = 0; j < Rp; j += 2 * Lanes)
                         {
-                            var s0 = bp is null ? Vector512<float>.Zero : Vector512.Load(bp + j);
-                            var (s1, s2, s3, s4, s5, s6, s7) = (s0, s0, s0, s0, s0, s0, s0);
-                            float* x = hp + b * D, column = wt + g * D * Rp + j;
-                            for (int d = 0; d < D; d++, x++, column += Rp)
+                            bool pair = j + Lanes < Rp;
+                            var a0 = bp is null ? Vector512<float>.Zero : Vector512.Load(bp + j);
+                            var c0 = bp is null || !pair ? Vector512<float>.Zero : Vector512.Load(bp + j + Lanes);
+                            var (a1, a2, a3, c1, c2, c3) = (a0, a0, a0, c0, c0, c0);
+                            float* x = hp + b * D, column = wt + g * D * Rw + j;
+                            for (int d = 0; d < D; d++, x++, column += Rw)
                             {
-                                var w = Vector512.Load(column);
-                                s0 = Vector512.FusedMultiplyAdd(Vector512.Create(x[0]), w, s0);
-                                s1 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r1]), w, s1);
-                                s2 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r2]), w, s2);
-                                s3 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r3]), w, s3);
-                                s4 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r4]), w, s4);
-                                s5 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r5]), w, s5);
-                                s6 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r6]), w, s6);
-                                s7 = Vector512.FusedMultiplyAdd(Vector512.Create(x[r7]), w, s7);
+                                var (w, v) = (Vector512.Load(column), Vector512.Load(column + Lanes));
+                                var x0 = Vector512.Create(x[0]);
+                                a0 = Vector512.FusedMultiplyAdd(x0, w, a0);
+                                c0 = Vector512.FusedMultiplyAdd(x0, v, c0);
+                                var x1 = Vector512.Create(x[r1]);
+                                a1 = Vector512.FusedMultiplyAdd(x1, w, a1);
+                                c1 = Vector512.FusedMultiplyAdd(x1, v, c1);
+                                var x2 = Vector512.Create(x[r2]);
+                                a2 = Vector512.FusedMultiplyAdd(x2, w, a2);
+                                c2 = Vector512.FusedMultiplyAdd(x2, v, c2);
+                                var x3 = Vector512.Create(x[r3]);
+                                a3 = Vector512.FusedMultiplyAdd(x3, w, a3);
+                                c3 = Vector512.FusedMultiplyAdd(x3, v, c3);
                             }
-                            Span<Vector512<float>> sums = [s0, s1, s2, s3, s4, s5, s6, s7];
+                            Span<Vector512<float>> left = [a0, a1, a2, a3], right = [c0, c1, c2, c3];
                             float* row = o + (g * n + b) * Rp + j;
-                            for (int i = 0; i <= last; i++) sums[i].Store(row + i * Rp);
+                            for (int i = 0; i <= last; i++, row += Rp)
+                            {
+                                left[i].Store(row);
+                                if (pair) right[i].Store(row + Lanes);
+                            }
                         }
                     }
             }
@@ -394,6 +408,7 @@ internal static class Ops
         // Σ_b log z_b is taken as log Π z_b, one log per LogBlock examples instead of one each:
         // with the maximum subtracted every z_b is between 1 and V ≤ 256, so the product of 64 of
         // them fits in a double.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         static float Forward(float[] logits, int[] targets, int n, int V, float[] probs)
         {
             double total = 0;
@@ -995,7 +1010,7 @@ internal sealed class Model
 {
     /// <summary>A batch is cut into shards of at least this many examples, and at most MaxShards
     /// of them, whatever the number of threads (README, "Every core", has the measurements).</summary>
-    public const int ShardExamples = 64, MaxShards = 8;
+    public const int ShardExamples = 128, MaxShards = 8;
 
     public ModelKind Kind { get; }
     public int V { get; }
@@ -1053,7 +1068,7 @@ internal sealed class Model
         if (UsesTable)
         {
             table = Memory.Param(K * V, Hp);
-            hiddenT = Memory.Floats((long)K * Dp * Hp);
+            hiddenT = Memory.Floats((long)K * Dp * Ops.TransposedWidth(Hp));
             gradTableE = Memory.Floats(V * Dp);
         }
         Sharded = !mlp ? [Embedding, Output, OutputBias]
@@ -1194,8 +1209,8 @@ internal sealed class Shard
     public float[] Gathered, GradGathered;          // (n,K,Dp), or (n,K,Hp) from the MLP's table
     public float[] PreActivation, GradPreActivation; // (n,Hp): the MLP's first layer before tanh
     public float[] Hidden, GradHidden;              // (n,Dp) or (n,Hp): what the output layer reads
-    public float[] OutputT;                         // Wᵀ (Dp or Hp,Vp), made by matmul
-    public float[]? HiddenT;                        // W1ᵀ (K·Dp,Hp), the MLP per example
+    public float[] OutputT;                         // Wᵀ (Dp or Hp,Vp rounded up to 32), made by matmul
+    public float[]? HiddenT;                        // W1ᵀ (K·Dp,Hp rounded up to 32), the MLP per example
     public float[] Logits, Probs, GradLogits;       // (n,Vp)
 
     /// <summary>Shard `index` of the model's ShardCount: its slice of the batch, its buffers, and,
@@ -1221,8 +1236,8 @@ internal sealed class Shard
         GradPreActivation = memory.Floats((long)Count * m.Hp);
         Hidden = memory.Floats((long)Count * hiddenWidth);
         GradHidden = memory.Floats((long)Count * hiddenWidth);
-        OutputT = memory.Floats((long)hiddenWidth * m.Vp);
-        if (m.Kind == ModelKind.Mlp && !m.UsesTable) HiddenT = memory.Floats((long)m.K * m.Dp * m.Hp);
+        OutputT = memory.Floats((long)hiddenWidth * Ops.TransposedWidth(m.Vr));
+        if (m.Kind == ModelKind.Mlp && !m.UsesTable) HiddenT = memory.Floats((long)m.K * m.Dp * Ops.TransposedWidth(m.Hp));
         Logits = memory.Floats((long)Count * m.Vp);
         Probs = memory.Floats((long)Count * m.Vp);
         GradLogits = memory.Floats((long)Count * m.Vp);

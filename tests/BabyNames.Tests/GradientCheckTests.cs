@@ -225,11 +225,11 @@ public class GradientCheckTests
         var c = TestData.Random(r, output.Length);
         var analyticH = new float[h.Length];
 
-        Ops.MatMul(TestData.Leaf(h, g => g.CopyTo(analyticH, 0)), W, bias, n, groups, new float[C * Rp], output, new float[n * D]).Back(c);
+        Ops.MatMul(TestData.Leaf(h, g => g.CopyTo(analyticH, 0)), W, bias, n, groups, new float[C * Ops.TransposedWidth(R)], output, new float[n * D]).Back(c);
 
         double Loss()
         {
-            Ops.MatMul(TestData.Leaf(h, _ => { }), W, bias, n, groups, new float[C * Rp], output, new float[n * D]);
+            Ops.MatMul(TestData.Leaf(h, _ => { }), W, bias, n, groups, new float[C * Ops.TransposedWidth(R)], output, new float[n * D]);
             return Dot(c, output, output.Length);
         }
         CheckAll("h", h, analyticH, Loss, LinearEps, false);
@@ -287,7 +287,7 @@ public class GradientCheckTests
             foreach (var (W, bias, probs) in heads)
             {
                 var sum = Ops.SumOverK(x, n, K, D, new float[n * D], new float[n * K * D]);
-                var logits = Ops.MatMul(sum, W, bias, n, 1, new float[D * 16], new float[n * 16], new float[n * D]);
+                var logits = Ops.MatMul(sum, W, bias, n, 1, new float[D * Ops.TransposedWidth(W.Rows)], new float[n * 16], new float[n * D]);
                 var loss = Ops.SoftmaxCrossEntropy(logits, targets, n, V, probs, new float[n * 16]);
                 for (int b = 0; b < n; b++) total -= Math.Log(probs[b * 16 + targets[b]]) / n;
                 if (backward) loss.Back(1f);
@@ -373,15 +373,17 @@ public class GradientCheckTests
 
     // ---------------------------------------------------------------------------------------------
     // The models at the default shapes: V = 37 (Vp = 48, Vr = 40), K = 3, D = 16 (K·D = 48),
-    // H = 48, a batch of 130: two shards of 65, each 8 blocks of 8 rows and a partial one, a
-    // softmax block of 64 and one of 1
+    // H = 48, a batch of 130 (32 blocks of 4 rows and a partial one; a softmax block of 64, another
+    // and one of 2), or of TwoShards: two shards of Model.ShardExamples + 1
+
+    internal const int TwoShards = 2 * Model.ShardExamples + 2;
 
     internal static (Model Model, Examples Examples, int[] Picks) Bag(bool positional, int batch, int seed = 7)
     {
         var (vocab, ex) = ExamplesOver(36, 3);
         var model = new Model(ModelKind.Bag, vocab.Size, 3, 16, 0, positional, batch, new Rng(seed, 2));
         RandomizeOutput(model, new Random(seed));
-        return (model, ex, Picks(ex, 130));
+        return (model, ex, Picks(ex, Math.Max(batch, 130)));
     }
 
     internal static (Model Model, Examples Examples, int[] Picks) Mlp(int batch, int seed = 7, int letters = 36, int H = 48, int examples = 130)
@@ -397,7 +399,7 @@ public class GradientCheckTests
     [InlineData(false)]
     public void BagGradientForEveryParameterEntryAtTheDefaultShapes(bool positional)
     {
-        var (model, ex, picks) = Bag(positional, 130);
+        var (model, ex, picks) = Bag(positional, TwoShards);
         Assert.Equal(2, model.Shards.Length);
         CheckModel(model, ex, picks);
     }
@@ -405,7 +407,7 @@ public class GradientCheckTests
     [Fact]
     public void MlpWithTheTableGradientForEveryParameterEntry()
     {
-        var (model, ex, picks) = Mlp(130);
+        var (model, ex, picks) = Mlp(TwoShards, examples: TwoShards);
         Assert.True(model.UsesTable);
         Assert.Equal(2, model.Shards.Length);
         CheckModel(model, ex, picks);
@@ -414,7 +416,7 @@ public class GradientCheckTests
     [Fact]
     public void MlpPerExampleGradientForEveryParameterEntry()
     {
-        // B = V = 37, per example (5 blocks of 8 rows, the last partial); the same 130 examples
+        // B = V = 37, per example (10 blocks of 4 rows, the last partial); the same 130 examples
         // go through it in chunks of 37, 37, 37 and 19
         var (model, ex, picks) = Mlp(37);
         Assert.False(model.UsesTable);
@@ -424,8 +426,8 @@ public class GradientCheckTests
     [Fact]
     public void MlpPerExampleInSeveralShardsGradientForEveryParameterEntry()
     {
-        // 130 letters (V = 131 ≥ B = 130): per example, and two shards
-        var (model, ex, picks) = Mlp(130, letters: 130, H: 16);
+        // 255 letters (V = 256 ≥ B = 256): per example, and two shards
+        var (model, ex, picks) = Mlp(2 * Model.ShardExamples, letters: 255, H: 16, examples: 2 * Model.ShardExamples);
         Assert.False(model.UsesTable);
         Assert.Equal(2, model.Shards.Length);
         CheckModel(model, ex, picks);
@@ -466,19 +468,19 @@ public class GradientCheckTests
     }
 
     [Theory]
-    [InlineData(false, 36, 520)]  // the bag, 8 shards of 65
-    [InlineData(false, 36, 130)]  // the bag, 2 shards
-    [InlineData(true, 36, 520)]   // the MLP's table, 8 shards
-    [InlineData(true, 36, 200)]   // the MLP's table, 3 shards of 66, 67, 67
-    [InlineData(true, 130, 130)]  // the MLP per example, 2 shards
+    [InlineData(false, 36, 8 * Model.ShardExamples + 8)]  // the bag, 8 shards of ShardExamples + 1
+    [InlineData(false, 36, TwoShards)]                   // the bag, 2 shards
+    [InlineData(true, 36, 8 * Model.ShardExamples + 8)]   // the MLP's table, 8 shards
+    [InlineData(true, 36, 3 * Model.ShardExamples + 8)]   // the MLP's table, 3 shards, not all the same size
+    [InlineData(true, 255, 2 * Model.ShardExamples)]     // the MLP per example (V = 256), 2 shards
     public void TheGradientDoesNotDependOnTheShards(bool mlp, int letters, int batch)
     {
         var kind = mlp ? ModelKind.Mlp : ModelKind.Bag;
         var (vocab, ex) = ExamplesOver(letters, 3);
         Model Make(int b) => new(kind, vocab.Size, 3, 16, 48, true, b, new Rng(3, 2));
         var sharded = Make(batch);
-        var single = Make(64); // one shard, 64 examples at a time
-        Assert.Equal(Math.Clamp(batch / 64, 1, 8), sharded.Shards.Length);
+        var single = Make(Model.ShardExamples); // one shard, ShardExamples examples at a time
+        Assert.Equal(Math.Clamp(batch / Model.ShardExamples, 1, Model.MaxShards), sharded.Shards.Length);
         Assert.Single(single.Shards);
         Assert.Equal(sharded.UsesTable, single.UsesTable);
         RandomizeOutput(sharded, new Random(3));

@@ -122,7 +122,7 @@ public class TrainingTests
     // Evaluate
 
     [Theory]
-    [InlineData(false, 130)] // through the first shard, 65 at a time
+    [InlineData(false, GradientCheckTests.TwoShards)] // through the first shard, ShardExamples + 1 at a time
     [InlineData(true, 130)]  // the table
     [InlineData(true, 31)]   // per example
     public void EvaluateIsTheMeanLossOverEveryExampleIncludingAPartialLastBatch(bool mlp, int batch)
@@ -143,9 +143,9 @@ public class TrainingTests
     // Determinism on any number of threads
 
     [Theory]
-    [InlineData(false, 15, 512)] // the bag, 8 shards (three threads take 3, 3 and 2 of them)
-    [InlineData(true, 15, 256)]  // the MLP's table, 4 shards
-    [InlineData(true, 130, 130)] // the MLP per example (V = 131), 2 shards
+    [InlineData(false, 15, 8 * Model.ShardExamples)] // the bag, 8 shards (three threads take 3, 3 and 2 of them)
+    [InlineData(true, 15, 4 * Model.ShardExamples)]  // the MLP's table, 4 shards
+    [InlineData(true, 255, 2 * Model.ShardExamples)] // the MLP per example (V = 256), 2 shards
     public void TheSameSeedAndStepsGiveTheSameRunOnAnyNumberOfThreads(bool mlp, int letters, int batch)
     {
         var (vocab, examples) = GradientCheckTests.ExamplesOver(letters, 4);
@@ -157,7 +157,7 @@ public class TrainingTests
             return (result, Weights(model));
         }
         var (one, weights) = Run(1);
-        int shards = Math.Clamp(batch / 64, 1, 8);
+        int shards = Math.Clamp(batch / Model.ShardExamples, 1, Model.MaxShards);
         Assert.Equal(1, one.Threads);
         foreach (int threads in new[] { 2, 3, 8 })
         {
@@ -176,7 +176,7 @@ public class TrainingTests
     [Fact]
     public void TheCommandLineGivesTheSameRunOnAnyNumberOfThreads()
     {
-        // --batch-size 256: four shards. Everything but the measurements (time, speed, the bytes
+        // --batch-size 512: four shards. Everything but the measurements (time, speed, the bytes
         // the runtime counted, the threads used) is the same, and so are the saved models.
         using var names = new TempFile(TestData.SyllableNamesFile);
         using var folder = new TempDir();
@@ -187,7 +187,7 @@ public class TrainingTests
             string saved = folder.File($"model-{threads}.bin");
             var stdout = new StringWriter();
             var stderr = new StringWriter();
-            int code = Program.Run(["--names", names.Path, "--steps", "30", "--batch-size", "256", "--threads", threads.ToString(),
+            int code = Program.Run(["--names", names.Path, "--steps", "30", "--batch-size", (4 * Model.ShardExamples).ToString(), "--threads", threads.ToString(),
                 "--seed", "11", "--samples", "8", "--json", "--save", saved], stdout, stderr);
             Assert.True(code == 0, stderr.ToString());
             using var json = JsonDocument.Parse(stdout.ToString());
@@ -232,24 +232,24 @@ public class TrainingTests
     [InlineData(false, 4, 0)]   // step i runs at i/n done: 0, .25, .5, .75: no step at the low rate
     [InlineData(false, 5, 1)]   // 0, .2, .4, .6, .8: the last step at a tenth
     [InlineData(false, 10, 2)]  // the last two
-    [InlineData(true, 10, 2)]   // the MLP's table, two shards
+    [InlineData(true, 10, 2)]   // the MLP's table, two shards (GradientCheckTests.TwoShards)
     public void AStepsRunRunsItsLastFifthAtATenthOfTheRate(bool mlp, int steps, int decayed)
     {
         const float lr = 0.5f;
         var (corpus, train, validation) = Syllables();
-        var trained = Make(mlp, corpus.Vocab.Size, 4, 16, 32, 130);
+        var trained = Make(mlp, corpus.Vocab.Size, 4, 16, 32, mlp ? GradientCheckTests.TwoShards : 130);
         var result = Trainer.Train(trained, train, validation, new TrainOptions(lr, Steps: steps), new Rng(2, 3));
         Assert.Equal(steps, result.BestStep); // a few small steps from the start only get better: the final weights are kept
 
         // by hand: the last `decayed` steps at lr/10
-        var byHand = Make(mlp, corpus.Vocab.Size, 4, 16, 32, 130);
+        var byHand = Make(mlp, corpus.Vocab.Size, 4, 16, 32, mlp ? GradientCheckTests.TwoShards : 130);
         Replay(byHand, train, steps, new Rng(2, 3), i => i >= steps - decayed ? lr / 10 : lr);
         AssertSameWeights(Weights(byHand), trained);
 
         if (decayed > 0)
         {
             // and not all at the full rate
-            var undecayed = Make(mlp, corpus.Vocab.Size, 4, 16, 32, 130);
+            var undecayed = Make(mlp, corpus.Vocab.Size, 4, 16, 32, mlp ? GradientCheckTests.TwoShards : 130);
             Replay(undecayed, train, steps, new Rng(2, 3), _ => lr);
             Assert.NotEqual(Weights(undecayed)[0], trained.Params[0].Data);
         }
@@ -482,7 +482,7 @@ public class TrainingAllocationTests
         // primitives at most (gather, sum or matmul, tanh, matmul, softmax), each a node, a closure
         // and a delegate of about 150 bytes together, so under 1 KB a shard, and the table's
         // matmul and leaf once a step. The bound asserted: 1 KB per shard plus 1 KB, and the same
-        // count at B = 512 and B = 1024 (both eight shards), which a byte per example would break.
+        // count at two batches of MaxShards shards each, which a byte per example would break.
         // The count is the whole process's: the lower of two runs leaves out whatever else (the
         // test runner) may allocate meanwhile, which can only add to it.
         var (corpus, train, validation) = TrainingTests.Syllables();
@@ -493,10 +493,11 @@ public class TrainingAllocationTests
             return Enumerable.Range(0, 2).Min(run =>
                 Trainer.Train(model, train, validation, new TrainOptions(0.1f, Steps: steps), new Rng(2 + run, 3)).AllocatedBytesPerStep);
         }
-        long small = PerStep(64, 2000), half = PerStep(512, 500), large = PerStep(1024, 500);
+        const int full = Model.MaxShards * Model.ShardExamples;
+        long small = PerStep(64, 2000), half = PerStep(full, 500), large = PerStep(2 * full, 250);
         Assert.InRange(small, 0, 1024 * (1 + 1));
-        Assert.InRange(half, 0, 1024 * (8 + 1));
-        Assert.InRange(large, 0, 1024 * (8 + 1));
-        Assert.True(Math.Abs(large - half) <= 256, $"{half} bytes a step at B = 512, {large} at B = 1024");
+        Assert.InRange(half, 0, 1024 * (Model.MaxShards + 1));
+        Assert.InRange(large, 0, 1024 * (Model.MaxShards + 1));
+        Assert.True(Math.Abs(large - half) <= 256, $"{half} bytes a step at B = {full}, {large} at B = {2 * full}");
     }
 }
