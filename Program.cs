@@ -76,15 +76,16 @@ internal sealed class Param
     /// adds into Grad.</summary>
     public Node<float[]> AsNode() => new(Data, g => Ops.AddInto(Grad, g));
 
-    /// <summary>Plain SGD, Data −= lr·Grad, zeroing the gradient in the same pass.</summary>
+    /// <summary>One step of SGD with weight decay λ, Data ← (1 − lr·λ)·Data − lr·Grad: the step
+    /// down the loss plus λ/2·|Data|². The gradient is zeroed in the same pass.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Step(float lr)
+    public unsafe void Step(float lr, float decay = 0)
     {
-        var rate = Vector512.Create(lr);
+        var (rate, keep) = (Vector512.Create(lr), Vector512.Create(1 - lr * decay));
         fixed (float* data = Data, grad = Grad)
             for (int i = 0; i < Data.Length; i += Ops.Lanes)
             {
-                (Vector512.Load(data + i) - rate * Vector512.Load(grad + i)).Store(data + i);
+                (keep * Vector512.Load(data + i) - rate * Vector512.Load(grad + i)).Store(data + i);
                 Vector512<float>.Zero.Store(grad + i);
             }
     }
@@ -1167,10 +1168,10 @@ internal sealed class Model
         table.ZeroGrad();
     }
 
-    /// <summary>SGD on every Param, its gradient zeroed in the same pass.</summary>
-    public void Step(float lr)
+    /// <summary>SGD with weight decay on every Param, its gradient zeroed in the same pass.</summary>
+    public void Step(float lr, float decay = 0)
     {
-        foreach (var p in Params) p.Step(lr);
+        foreach (var p in Params) p.Step(lr, decay);
         tableIsCurrent = false;
     }
 
@@ -1393,23 +1394,34 @@ internal sealed record TrainResult(long Steps, double Seconds, int Threads, floa
 internal static class Trainer
 {
     public const int CurvePoints = 40;
-    // The learning rate's schedule: the last fifth of the run at a tenth of the rate (README, "The
-    // defaults, measured"), where small steps settle into the minimum that the large ones found.
-    public const double DecayFrom = 0.8, DecayFactor = 0.1;
+    // The learning rate's schedule (README, "The defaults, measured"): up from a tenth of the rate
+    // over the first twentieth of the run, where the first large steps of a small list of names
+    // would overshoot; the last fifth at a tenth of the rate, where small steps settle into the
+    // minimum that the large ones found.
+    public const double WarmUpTo = 0.05, DecayFrom = 0.8, SlowFactor = 0.1;
+    // Weight decay, as strong as this many examples' worth of evidence: λ = PriorExamples / the
+    // training examples, so that a short list of names, which a model learns by heart within a
+    // second, is held back more than a long one (README, "The defaults, measured"); and at most
+    // MaxDecay, so that a handful of names still trains.
+    public const double PriorExamples = 30, MaxDecay = 0.01;
+
+    public static float DecayFor(Examples train) => (float)Math.Min(MaxDecay, PriorExamples / train.Count);
     // Keeping the best: validation checks take at most this share of the time, and come at most
     // this often; a forward pass costs about a third of a training example (forward and backward).
     public const double CheckShare = 0.03, CheckGapSeconds = 0.05, ForwardShare = 1.0 / 3;
 
-    public static float RateAt(float lr, double done) => done < DecayFrom ? lr : (float)(lr * DecayFactor);
+    /// <summary>The learning rate a fraction `done` of the way through a run.</summary>
+    public static float RateAt(float lr, double done) =>
+        (float)(lr * (done < WarmUpTo ? SlowFactor + (1 - SlowFactor) * done / WarmUpTo : done < DecayFrom ? 1 : SlowFactor));
 
-    /// <summary>SGD on random batches for `Seconds` of wall time or exactly `Steps` steps, whichever
+    /// <summary>SGD with weight decay on random batches for `Seconds` of wall time or exactly `Steps` steps, whichever
     /// is given, or until `stop` is cancelled (after at least one step). `progress`, if given, hears
     /// (step, elapsed seconds, loss) a few times a second.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static TrainResult Train(Model model, Examples train, Examples validation, TrainOptions o, Rng rng,
         CancellationToken stop = default, Action<long, double, float>? progress = null)
     {
-        using var stepper = new Stepper(model, train, o.Threads);
+        using var stepper = new Stepper(model, train, o.Threads, DecayFor(train));
         var best = model.Params.Select(p => new float[p.Data.Length]).ToArray();
         double bestLoss = double.PositiveInfinity, bestTrainLoss = double.NaN;
         long bestStep = 0;
@@ -1499,11 +1511,12 @@ internal static class Trainer
         readonly int[] picks;
         readonly double[] losses;         // each shard's share of the batch's mean loss
         readonly Action<int> forwardAndBack, update;
+        readonly float decay;
         float rate;
 
-        public Stepper(Model model, Examples train, int threads)
+        public Stepper(Model model, Examples train, int threads, float decay)
         {
-            this.train = train;
+            (this.train, this.decay) = (train, decay);
             crew = new Crew(Math.Min(threads, model.ShardCount));
             models = [model, .. Enumerable.Range(1, crew.Size - 1).Select(_ => model.Clone())];
             shards = [.. model.Shards.Select((shard, s) => s % crew.Size == 0 ? shard : new Shard(models[s % crew.Size], s))];
@@ -1521,7 +1534,7 @@ internal static class Trainer
                 var m = models[member];
                 m.Collect(gradients);
                 if (tables[member] is { } table) m.BackTable(table);
-                m.Step(rate);
+                m.Step(rate, decay);
             };
         }
 
@@ -2037,12 +2050,15 @@ internal static class ModelFile
 /// <summary>Everything the command line decided. Threads null means every core.</summary>
 internal sealed record Settings(
     double Seconds = 1, long? Steps = null, int Samples = 20, long Seed = 42, string? NamesPath = null,
-    ModelKind Model = ModelKind.Mlp, int BatchSize = 256, int Context = 6, int Dim = 16, int Hidden = 64,
-    float LearningRate = 0.5f, bool OrderBlind = false, int? Threads = null, SamplingRules? Rules = null,
+    ModelKind Model = ModelKind.Mlp, int BatchSize = 512, int Context = 6, int Dim = 32, int Hidden = 128,
+    float LearningRate = 1, bool OrderBlind = false, int? Threads = null, SamplingRules? Rules = null,
     string? SavePath = null, string? LoadPath = null, bool Json = false,
     IReadOnlyList<string>? Score = null, string? ScoreFile = null, bool Sort = false)
 {
     public SamplingRules Sampling => Rules ?? new();
+
+    /// <summary>What differs between the models' defaults (README, "The defaults, measured").</summary>
+    public static (float LearningRate, int Dim) DefaultsFor(ModelKind model) => model == ModelKind.Mlp ? (1f, 32) : (0.1f, 16);
     public bool Scoring => Score is not null || ScoreFile is not null;
 }
 
@@ -2408,9 +2424,11 @@ internal static class Program
         };
         var batchSize = Number("--batch-size", "B", "Examples per SGD step, 1 to 65,536", d.BatchSize, 1, 65_536, "a whole number from 1 to 65,536");
         var context = Number("--context", "K", $"Letters of context the model sees, 1 to {Limits.MaxContext}", d.Context, 1, Limits.MaxContext, $"a whole number from 1 to {Limits.MaxContext}");
-        var dim = Number("--dim", "D", $"Embedding width, 1 to {Limits.MaxDim}", d.Dim, 1, Limits.MaxDim, $"a whole number from 1 to {Limits.MaxDim}");
+        var (bag, mlp) = (Settings.DefaultsFor(ModelKind.Bag), Settings.DefaultsFor(ModelKind.Mlp));
+        var dim = Optional("--dim", "D", $"Embedding width, 1 to {Limits.MaxDim} [default: {mlp.Dim} for the MLP, {bag.Dim} for the bag]", 1, Limits.MaxDim, $"a whole number from 1 to {Limits.MaxDim}");
         var hidden = Number("--hidden", "H", $"Hidden units of the MLP, 1 to {Limits.MaxHidden}", d.Hidden, 1, Limits.MaxHidden, $"a whole number from 1 to {Limits.MaxHidden}");
-        var lr = Number("--lr", "R", "SGD learning rate at the start, up to 1,000,000; the last fifth of the run uses a tenth of it", d.LearningRate, float.Epsilon, 1e6f, "a positive number up to 1,000,000");
+        var lr = Optional("--lr", "R", $"SGD learning rate at the start, up to 1,000,000; the last fifth of the run uses a tenth of it [default: {mlp.LearningRate.ToString(CultureInfo.InvariantCulture)} for the MLP, {bag.LearningRate.ToString(CultureInfo.InvariantCulture)} for the bag]",
+            float.Epsilon, 1e6f, "a positive number up to 1,000,000");
         var threads = Optional("--threads", "N", $"Threads to train on, 1 to {Limits.MaxThreads}; the result is the same for any number [default: every core, {Environment.ProcessorCount} here]",
             1, Limits.MaxThreads, $"a whole number from 1 to {Limits.MaxThreads}");
         var orderBlind = new Option<bool>("--order-blind") { Description = "The bag with one embedding per letter for every position (the seed's model)" };
@@ -2442,10 +2460,12 @@ internal static class Program
             bool Given(Option option) => parsed.GetResult(option) is { Implicit: false };
             var rules = new SamplingRules(parsed.GetValue(temperature), parsed.GetValue(topK), Names.Normalize(parsed.GetValue(prefix)!),
                 parsed.GetValue(minLength), parsed.GetValue(maxLength), parsed.GetValue(unique), parsed.GetValue(newOnly));
+            var kind = parsed.GetValue(model) ?? d.Model;
             var settings = new Settings(
                 parsed.GetValue(seconds), parsed.GetValue(steps), parsed.GetValue(samples), parsed.GetValue(seed),
-                parsed.GetValue(names), parsed.GetValue(model) ?? d.Model, parsed.GetValue(batchSize), parsed.GetValue(context),
-                parsed.GetValue(dim), parsed.GetValue(hidden), parsed.GetValue(lr), parsed.GetValue(orderBlind),
+                parsed.GetValue(names), kind, parsed.GetValue(batchSize), parsed.GetValue(context),
+                parsed.GetValue(dim) ?? Settings.DefaultsFor(kind).Dim, parsed.GetValue(hidden),
+                parsed.GetValue(lr) ?? Settings.DefaultsFor(kind).LearningRate, parsed.GetValue(orderBlind),
                 parsed.GetValue(threads), rules, parsed.GetValue(save), parsed.GetValue(load), parsed.GetValue(json),
                 Given(score) ? parsed.GetValue(score) : null, parsed.GetValue(scoreFile), parsed.GetValue(sort));
             string? problem = settings.LoadPath is null ? null

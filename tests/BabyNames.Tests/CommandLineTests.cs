@@ -80,7 +80,7 @@ public class CommandLineTests
         var lines = r.OutLines;
         // with 20 steps only the final check measures the validation loss: the last step is kept
         Assert.Equal(5 + 5 + 2, lines.Length);
-        Assert.Equal("Model: MLP, context 6, width 16, 64 hidden units", lines[0]);
+        Assert.Equal("Model: MLP, context 6, width 32, 128 hidden units", lines[0]);
         Assert.Matches(@"^Elapsed: \d+\.\d{3} seconds$", lines[1]);
         Assert.Matches(@"^Steps: 20 \(\d+\.\d\d M examples/s on 1 thread\)$", lines[2]);
         var loss = Regex.Match(lines[3], @"^Final loss: (\d+\.\d{3}) \(train\) (\d+\.\d{3}) \(validation\)$");
@@ -228,11 +228,11 @@ public class CommandLineTests
         Assert.Equal(0.01, o.GetProperty("seconds").GetDouble(), 1e-9);
         Assert.Equal("mlp", o.GetProperty("model").GetString());
         Assert.Equal(42, o.GetProperty("seed").GetInt64());
-        Assert.Equal(256, o.GetProperty("batch_size").GetInt32());
+        Assert.Equal(512, o.GetProperty("batch_size").GetInt32());
         Assert.Equal(6, o.GetProperty("context").GetInt32());
-        Assert.Equal(16, o.GetProperty("dim").GetInt32());
-        Assert.Equal(64, o.GetProperty("hidden").GetInt32());
-        Assert.Equal(0.5, o.GetProperty("lr").GetDouble(), 1e-6);
+        Assert.Equal(32, o.GetProperty("dim").GetInt32());
+        Assert.Equal(128, o.GetProperty("hidden").GetInt32());
+        Assert.Equal(1.0, o.GetProperty("lr").GetDouble(), 1e-6);
         Assert.Equal(Environment.ProcessorCount, o.GetProperty("threads").GetInt32()); // every core
         Assert.Equal(1.0, o.GetProperty("temperature").GetDouble(), 1e-6);
         Assert.Equal("", o.GetProperty("prefix").GetString());
@@ -275,10 +275,10 @@ public class CommandLineTests
     [Fact]
     public void InTrainingMarksTrainingNamesInText()
     {
-        // eight short names over two letters: after 200 steps the model reproduces some of the
-        // seven it trained on, and only those may be marked
+        // eight short names over two letters: after 500 steps the model, sampled at a low
+        // temperature, reproduces some of the seven it trained on, and only those may be marked
         using var file = new TempFile("ab\nba\nabab\nbaba\nabba\nbaab\naab\nbba\n");
-        var r = Cli.Run("--names", file.Path, "--steps", "200", "--samples", "30", "--context", "2");
+        var r = Cli.Run("--names", file.Path, "--steps", "500", "--samples", "30", "--context", "2", "--temperature", "0.5");
         r.AssertSuccess();
         var samples = Output.TextSamples(r.Out);
         string[] names = ["ab", "ba", "abab", "baba", "abba", "baab", "aab", "bba"];
@@ -505,10 +505,14 @@ public class CommandLineTests
     [InlineData("--seconds", "0.001")]
     public void BoundaryValuesAreAccepted(string option, string value)
     {
-        string[] args = option == "--seconds" ? [option, value, "--samples", "2"] : [option, value, "--steps", "3", "--samples", "2"];
+        // the value is taken and the run trains; a model of 3 steps may not end names yet, so
+        // sampling is left to the sampling tests
+        string[] args = option == "--seconds" ? [option, value, "--samples", "0", "--json"] : [option, value, "--steps", "3", "--samples", "0", "--json"];
         var r = Cli.Run(args);
         r.AssertSuccess();
-        Assert.Equal(2, Output.TextSamples(r.Out).Count);
+        var json = r.Json();
+        Assert.True(json.GetProperty("steps").GetInt64() >= 1);
+        Assert.True(double.IsFinite(json.GetProperty("val_loss").GetDouble()));
     }
 
     [Fact]

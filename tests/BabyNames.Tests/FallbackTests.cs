@@ -50,7 +50,7 @@ public class FallbackTests
     {
         using var names = new TempFile(Names36);
         using var folder = new TempDir();
-        string[] options = ["--model", model, "--batch-size", batch.ToString(), "--context", "3", "--dim", "16",
+        string[] options = ["--model", model, "--batch-size", batch.ToString(), "--context", "3", "--dim", "16", "--lr", "0.5",
             .. model == "mlp" ? new[] { "--hidden", "48" } : []];
         var (fast, fastModel) = RunApp(names.Path, folder.File("fast.bin"), options, avx512: true);
         var (fallback, fallbackModel) = RunApp(names.Path, folder.File("fallback.bin"), options, avx512: false);

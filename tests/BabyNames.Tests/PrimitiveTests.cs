@@ -62,21 +62,25 @@ public class PrimitiveTests
         Assert.Equal((3, 32, 96, 96), (p.Rows, p.Cols, p.Data.Length, p.Grad.Length));
     }
 
-    [Fact]
-    public void ParamStepIsSgdAndZeroesTheGradient()
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.01)]
+    public void ParamStepIsSgdWithWeightDecayAndZeroesTheGradient(double decay)
     {
+        // the gradient of loss + λ/2·|w|² is g + λ·w: w − lr·(g + λ·w)
         var r = new Random(1);
         var p = new Param(3, 32);
         TestData.Random(r, p.Data.Length, 2).CopyTo(p.Data, 0);
         TestData.Random(r, p.Grad.Length, 2).CopyTo(p.Grad, 0);
         var (data, grad) = ((float[])p.Data.Clone(), (float[])p.Grad.Clone());
+        const double lr = 0.375;
 
-        p.Step(0.375f);
+        p.Step((float)lr, (float)decay);
 
         for (int i = 0; i < data.Length; i++)
         {
-            double expected = data[i] - 0.375 * grad[i];
-            Assert.True(Math.Abs(p.Data[i] - expected) <= 1.2e-7 * (Math.Abs(data[i]) + Math.Abs(0.375 * grad[i])), $"[{i}] {p.Data[i]} vs {expected}");
+            double expected = data[i] - lr * (grad[i] + decay * data[i]);
+            Assert.True(Math.Abs(p.Data[i] - expected) <= 2.4e-7 * (Math.Abs(data[i]) + Math.Abs(lr * grad[i])), $"[{i}] {p.Data[i]} vs {expected}");
             Assert.Equal(0f, p.Grad[i]);
         }
     }

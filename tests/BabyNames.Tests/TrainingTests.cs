@@ -30,12 +30,20 @@ public class TrainingTests
         {
             rng.Below(train.Count, picks);
             double loss = GradientCheckTests.Pass(m, train, picks, backward: true);
-            m.Step(rate(i));
+            m.Step(rate(i), Trainer.DecayFor(train));
             afterStep?.Invoke(i + 1, loss);
         }
     }
 
     static float[][] Weights(Model m) => [.. m.Params.Select(p => (float[])p.Data.Clone())];
+
+    /// <summary>The rate of step i (from 0) of a run of `steps`, as README describes the
+    /// schedule: from a tenth up to lr over the first twentieth, lr, then a tenth for the last fifth.</summary>
+    static Func<long, float> Documented(float lr, long steps) => i =>
+    {
+        double done = (double)i / steps;
+        return (float)(done < 0.05 ? lr * (0.1 + 0.9 * done / 0.05) : done < 0.8 ? lr : lr * 0.1);
+    };
 
     static void AssertSameWeights(float[][] expected, Model m)
     {
@@ -215,11 +223,14 @@ public class TrainingTests
     // The learning-rate schedule
 
     [Fact]
-    public void TheRateIsFullForTheFirstFourFifthsAndATenthAfter()
+    public void TheRateWarmsUpOverATwentiethIsFullUntilFourFifthsAndATenthAfter()
     {
+        Assert.Equal(0.05, Trainer.WarmUpTo);
         Assert.Equal(0.8, Trainer.DecayFrom);
-        Assert.Equal(0.1, Trainer.DecayFactor);
-        Assert.Equal(0.5f, Trainer.RateAt(0.5f, 0));
+        Assert.Equal(0.1, Trainer.SlowFactor);
+        Assert.Equal(0.05f, Trainer.RateAt(0.5f, 0), 1e-7f);     // a tenth at the start
+        Assert.Equal(0.275f, Trainer.RateAt(0.5f, 0.025), 1e-7f); // halfway up: 0.1 + 0.9 · 0.5
+        Assert.Equal(0.5f, Trainer.RateAt(0.5f, 0.05));
         Assert.Equal(0.5f, Trainer.RateAt(0.5f, 0.5));
         Assert.Equal(0.5f, Trainer.RateAt(0.5f, 0.7999));
         Assert.Equal(0.05f, Trainer.RateAt(0.5f, 0.8));
@@ -229,11 +240,12 @@ public class TrainingTests
     }
 
     [Theory]
-    [InlineData(false, 4, 0)]   // step i runs at i/n done: 0, .25, .5, .75: no step at the low rate
+    [InlineData(false, 4, 0)]   // step i runs at i/n done: 0, .25, .5, .75: only the first warms up, no step slowed
     [InlineData(false, 5, 1)]   // 0, .2, .4, .6, .8: the last step at a tenth
     [InlineData(false, 10, 2)]  // the last two
+    [InlineData(false, 40, 8)]  // 0, .025: two steps warm up, at 0.1 and 0.55 of the rate
     [InlineData(true, 10, 2)]   // the MLP's table, two shards (GradientCheckTests.TwoShards)
-    public void AStepsRunRunsItsLastFifthAtATenthOfTheRate(bool mlp, int steps, int decayed)
+    public void AStepsRunWarmsUpAndRunsItsLastFifthAtATenthOfTheRate(bool mlp, int steps, int decayed)
     {
         const float lr = 0.5f;
         var (corpus, train, validation) = Syllables();
@@ -241,16 +253,17 @@ public class TrainingTests
         var result = Trainer.Train(trained, train, validation, new TrainOptions(lr, Steps: steps), new Rng(2, 3));
         Assert.Equal(steps, result.BestStep); // a few small steps from the start only get better: the final weights are kept
 
-        // by hand: the last `decayed` steps at lr/10
+        // by hand: the steps in the first twentieth rise from lr/10 to lr, the last `decayed` at lr/10
         var byHand = Make(mlp, corpus.Vocab.Size, 4, 16, 32, mlp ? GradientCheckTests.TwoShards : 130);
-        Replay(byHand, train, steps, new Rng(2, 3), i => i >= steps - decayed ? lr / 10 : lr);
+        Replay(byHand, train, steps, new Rng(2, 3), i => (double)i / steps < 0.05 ? (float)(lr * (0.1 + 0.9 * i / (steps * 0.05)))
+            : i >= steps - decayed ? lr / 10 : lr);
         AssertSameWeights(Weights(byHand), trained);
 
         if (decayed > 0)
         {
             // and not all at the full rate
             var undecayed = Make(mlp, corpus.Vocab.Size, 4, 16, 32, mlp ? GradientCheckTests.TwoShards : 130);
-            Replay(undecayed, train, steps, new Rng(2, 3), _ => lr);
+            Replay(undecayed, train, steps, new Rng(2, 3), i => i == 0 ? lr / 10 : lr);
             Assert.NotEqual(Weights(undecayed)[0], trained.Params[0].Data);
         }
     }
@@ -279,7 +292,7 @@ public class TrainingTests
         var trainLosses = new double[steps + 1];
         float[][]? bestWeights = null;
         double best = double.PositiveInfinity;
-        Replay(byHand, train, steps, new Rng(1, 3), i => i >= 0.8 * steps ? lr / 10 : lr, (step, loss) =>
+        Replay(byHand, train, steps, new Rng(1, 3), Documented(lr, steps), (step, loss) =>
         {
             trainLosses[step] = loss;
             losses[step] = Trainer.Evaluate(byHand, validation);
@@ -366,7 +379,7 @@ public class TrainingTests
         // the weights are those of the best step: replayed by hand
         var byHand = Make(false, corpus.Vocab.Size, 4, 16, 0, 256);
         float[][]? atBest = null;
-        Replay(byHand, train, result.BestStep, new Rng(1, 3), _ => lr, (step, _) => { if (step == result.BestStep) atBest = Weights(byHand); });
+        Replay(byHand, train, result.BestStep, new Rng(1, 3), Documented(lr, 1000), (step, _) => { if (step == result.BestStep) atBest = Weights(byHand); });
         AssertSameWeights(atBest!, model);
     }
 
