@@ -154,11 +154,12 @@ internal static class Ops
         static unsafe void Forward(float[] table, int[] ids, int n, int K, int stride, int D, float[] output)
         {
             fixed (float* t = table, o = output)
-                for (int i = 0; i < n * K; i++)
-                {
-                    float* row = t + (i % K * stride + ids[i]) * D;
-                    for (int d = 0; d < D; d += Lanes) Vector512.Load(row + d).Store(o + i * D + d);
-                }
+                for (int b = 0, i = 0; b < n; b++)
+                    for (int k = 0; k < K; k++, i++)
+                    {
+                        float* row = t + (k * stride + ids[i]) * D;
+                        for (int d = 0; d < D; d += Lanes) Vector512.Load(row + d).Store(o + i * D + d);
+                    }
         }
 
         // grad[k·stride + ids[b,k]] += g[b,k]: a row used more than once receives the sum of its gradients
@@ -166,11 +167,12 @@ internal static class Ops
         static unsafe void Backward(float[] g, int[] ids, int n, int K, int stride, int D, float[] grad)
         {
             fixed (float* gp = g, t = grad)
-                for (int i = 0; i < n * K; i++)
-                {
-                    float* row = t + (i % K * stride + ids[i]) * D;
-                    for (int d = 0; d < D; d += Lanes) (Vector512.Load(row + d) + Vector512.Load(gp + i * D + d)).Store(row + d);
-                }
+                for (int b = 0, i = 0; b < n; b++)
+                    for (int k = 0; k < K; k++, i++)
+                    {
+                        float* row = t + (k * stride + ids[i]) * D;
+                        for (int d = 0; d < D; d += Lanes) (Vector512.Load(row + d) + Vector512.Load(gp + i * D + d)).Store(row + d);
+                    }
         }
     }
 
