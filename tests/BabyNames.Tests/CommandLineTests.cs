@@ -208,15 +208,20 @@ public class CommandLineTests
         Assert.Equal(3.0 * 8 * json.GetProperty("vocab_size").GetInt32(), json.GetProperty("macs_per_example").GetDouble(), 1e-9);
     }
 
-    [Fact]
-    public void JsonOfTheMlpWithATableCountsTheTableOncePerBatch()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void JsonOfTheMlpWithATableCountsTheTableOncePerBatchOnEachThread(int threads)
     {
-        // B = 256 > V: the first layer is a table of K·V rows made once a step, K·V·D·H multiply-adds
-        // shared by the batch, then H·V per example
-        var json = Json("--steps", "5", "--samples", "1", "--json", "--batch-size", "256", "--context", "4", "--dim", "8", "--hidden", "32");
+        // B = 256 > V: the first layer is a table of K·V rows made once a step on every thread
+        // (each trains its own copy of the model), K·V·D·H multiply-adds each, shared by the
+        // batch; then H·V per example
+        var json = Json("--steps", "5", "--samples", "1", "--json", "--batch-size", "256", "--context", "4", "--dim", "8", "--hidden", "32",
+            "--threads", threads.ToString());
         int V = json.GetProperty("vocab_size").GetInt32();
         Assert.True(256 > V);
-        Assert.Equal(3.0 * (4.0 * V * 8 * 32 / 256 + 32 * V), json.GetProperty("macs_per_example").GetDouble(), 0.05 + 1e-9);
+        Assert.Equal(threads, json.GetProperty("threads").GetInt32());
+        Assert.Equal(3.0 * (4.0 * V * 8 * 32 * threads / 256 + 32 * V), json.GetProperty("macs_per_example").GetDouble(), 0.05 + 1e-9);
     }
 
     [Fact]
@@ -375,11 +380,11 @@ public class CommandLineTests
     /// switch) and, for the numbers with a range, how the help states the range.</summary>
     static readonly (string Option, string? Value, string? Range)[] EveryOption =
     [
-        ("--seconds", "S", "0.001 to 3600"), ("--steps", "N", "1 to 1,000,000,000"), ("--samples", "N", "0 to 100,000"),
+        ("--seconds", "S", "0.001 to 3,600"), ("--steps", "N", "1 to 1,000,000,000"), ("--samples", "N", "0 to 100,000"),
         ("--seed", "N", null), ("--names", "FILE", null), ("--model", "mlp|bag", null), ("--batch-size", "B", "1 to 65,536"),
-        ("--context", "K", "1 to 16"), ("--dim", "D", "1 to 1024"), ("--hidden", "H", "1 to 1024"),
+        ("--context", "K", "1 to 16"), ("--dim", "D", "1 to 1,024"), ("--hidden", "H", "1 to 1,024"),
         ("--lr", "R", "1,000,000"), ("--threads", "N", "1 to 256"), ("--order-blind", null, null),
-        ("--temperature", "T", "0.001 to 100"), ("--top-k", "K", "1 to 100,000"), ("--prefix", "TEXT", null),
+        ("--temperature", "T", "0.001 to 100"), ("--top-k", "N", "1 to 100,000"), ("--prefix", "TEXT", null),
         ("--min-length", "N", "1 to 50"), ("--max-length", "N", "1 to 50"), ("--unique", null, null), ("--new-only", null, null),
         ("--save", "FILE", null), ("--load", "FILE", null), ("--score", "NAME...", null), ("--score-file", "FILE", null),
         ("--sort", null, null), ("--json", null, null), ("--help", null, null), ("--version", null, null),
@@ -562,7 +567,7 @@ public class CommandLineTests
     [Theory]
     [InlineData("--lr", "2e6", "1,000,000")]
     [InlineData("--top-k", "100001", "100,000")]
-    [InlineData("--hidden", "1025", "1024")]
+    [InlineData("--hidden", "1025", "1,024")]
     [InlineData("--threads", "257", "256")]
     public void TooLargeValueMessageNamesTheMaximum(string option, string value, string maximum)
     {

@@ -39,7 +39,7 @@ public class FallbackTests
         Assert.True(result.Code == 0, $"exit code {result.Code}: {result.Err}");
         Assert.Equal($"Saved model to {savePath}" + Environment.NewLine, result.Err);
         using var json = JsonDocument.Parse(result.Out);
-        return (json.RootElement.Clone(), ModelFile.Load(savePath, 256));
+        return (json.RootElement.Clone(), ModelFile.Load(savePath));
     }
 
     [Theory]

@@ -78,7 +78,7 @@ public class GradientCheckTests
         int width = m.Kind == ModelKind.Mlp ? m.H : m.D;
         for (int v = 0; v < m.V; v++)
         {
-            for (int j = 0; j < width; j++) m.Output.Data[v * m.Output.Cols + j] = (float)((r.NextDouble() * 2 - 1) * scale);
+            for (int j = 0; j < width; j++) m.OutputWeights.Data[v * m.OutputWeights.Cols + j] = (float)((r.NextDouble() * 2 - 1) * scale);
             m.OutputBias.Data[v] = (float)((r.NextDouble() * 2 - 1) * scale);
         }
         if (m.HiddenBias is { } b1) for (int h = 0; h < m.H; h++) b1.Data[h] = (float)((r.NextDouble() * 2 - 1) * 0.3);
@@ -225,11 +225,11 @@ public class GradientCheckTests
         var c = TestData.Random(r, output.Length);
         var analyticH = new float[h.Length];
 
-        Ops.MatMul(TestData.Leaf(h, g => g.CopyTo(analyticH, 0)), W, bias, n, groups, new float[C * Ops.TransposedWidth(R)], output, new float[n * D]).Back(c);
+        Ops.MatMul(TestData.Leaf(h, g => g.CopyTo(analyticH, 0)), W, bias, n, groups, new float[C * Ops.RoundUp(R, Ops.PairWidth)], output, new float[n * D]).Back(c);
 
         double Loss()
         {
-            Ops.MatMul(TestData.Leaf(h, _ => { }), W, bias, n, groups, new float[C * Ops.TransposedWidth(R)], output, new float[n * D]);
+            Ops.MatMul(TestData.Leaf(h, _ => { }), W, bias, n, groups, new float[C * Ops.RoundUp(R, Ops.PairWidth)], output, new float[n * D]);
             return Dot(c, output, output.Length);
         }
         CheckAll("h", h, analyticH, Loss, LinearEps, false);
@@ -287,7 +287,7 @@ public class GradientCheckTests
             foreach (var (W, bias, probs) in heads)
             {
                 var sum = Ops.SumOverK(x, n, K, D, new float[n * D], new float[n * K * D]);
-                var logits = Ops.MatMul(sum, W, bias, n, 1, new float[D * Ops.TransposedWidth(W.Rows)], new float[n * 16], new float[n * D]);
+                var logits = Ops.MatMul(sum, W, bias, n, 1, new float[D * Ops.RoundUp(W.Rows, Ops.PairWidth)], new float[n * 16], new float[n * D]);
                 var loss = Ops.SoftmaxCrossEntropy(logits, targets, n, V, probs, new float[n * 16]);
                 for (int b = 0; b < n; b++) total -= Math.Log(probs[b * 16 + targets[b]]) / n;
                 if (backward) loss.Back(1f);
@@ -351,11 +351,11 @@ public class GradientCheckTests
         int i = Array.FindIndex(W, g => Math.Abs(g) > 0.05f);
         Assert.True(i >= 0);
         // the true gradient passes ...
-        CheckAll("W", model.Output.Data, W, () => Pass(model, examples, picks, false), ModelEps, true, [i]);
+        CheckAll("W", model.OutputWeights.Data, W, () => Pass(model, examples, picks, false), ModelEps, true, [i]);
         // ... and 1% off does not
         W[i] *= 1.01f;
         Assert.ThrowsAny<Xunit.Sdk.XunitException>(() =>
-            CheckAll("W", model.Output.Data, W, () => Pass(model, examples, picks, false), ModelEps, true, [i]));
+            CheckAll("W", model.OutputWeights.Data, W, () => Pass(model, examples, picks, false), ModelEps, true, [i]));
     }
 
     [Fact]
@@ -368,7 +368,7 @@ public class GradientCheckTests
         Assert.True(i >= 0);
         W1[i] *= 0.99f;
         Assert.ThrowsAny<Xunit.Sdk.XunitException>(() =>
-            CheckAll("W1", model.Hidden!.Data, W1, () => Pass(model, ex, picks, false), ModelEps, true, [i]));
+            CheckAll("W1", model.HiddenWeights!.Data, W1, () => Pass(model, ex, picks, false), ModelEps, true, [i]));
     }
 
     // ---------------------------------------------------------------------------------------------

@@ -184,10 +184,10 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
         SaveTo(t, path);
         Assert.Equal(["direct.bin"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName));
 
-        var u = ModelFile.Load(path, 7); // any batch size: it only sizes the step buffers
+        var u = ModelFile.Load(path);
         var (a, b) = (t.Model, u.Model);
         Assert.Equal((a.Kind, a.V, a.K, a.D, a.H, a.Dp, a.Positional), (b.Kind, b.V, b.K, b.D, b.H, b.Dp, b.Positional));
-        Assert.Equal(7, b.BatchSize);
+        Assert.Single(b.Shards); // a loaded model samples and scores: one shard is enough
         Assert.Equal(a.Params.Length, b.Params.Length);
         for (int p = 0; p < a.Params.Length; p++)
         {
@@ -227,7 +227,7 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
     {
         var f = ModelFileBytes.SmallMlp();
         using var dir = new TempDir();
-        var u = ModelFile.Load(Write(dir, f.Bytes()), 16);
+        var u = ModelFile.Load(Write(dir, f.Bytes()));
         Assert.Equal((ModelKind.Mlp, 4, 2, 3, 5), (u.Model.Kind, u.Model.V, u.Model.K, u.Model.D, u.Model.H));
         for (int p = 0; p < f.Tables.Length; p++) Assert.Equal(Bits(f.Tables[p]), Bits(u.Model.Params[p].Data));
         Assert.Equal(["ab", "cab"], u.TrainingNames.Order(StringComparer.Ordinal));
@@ -247,7 +247,7 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
         using var dir = new TempDir();
         var path = Write(dir, f.Bytes());
 
-        var u = ModelFile.Load(path, 16);
+        var u = ModelFile.Load(path);
         var m = u.Model;
         Assert.Equal((ModelKind.Bag, 3, f.K, 3, 0, positional), (m.Kind, m.V, m.K, m.D, m.H, m.Positional));
         for (int p = 0; p < f.Tables.Length; p++) Assert.Equal(Bits(f.Tables[p]), Bits(m.Params[p].Data));
@@ -282,7 +282,7 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
         // version 1 has no kind: its sizes are the bag's, whatever follows
         var f = ModelFileBytes.AbBag(version: 1);
         using var dir = new TempDir();
-        Assert.Equal(ModelKind.Bag, ModelFile.Load(Write(dir, f.Bytes()), 4).Model.Kind);
+        Assert.Equal(ModelKind.Bag, ModelFile.Load(Write(dir, f.Bytes())).Model.Kind);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
         r.AssertSuccess();
         var json = r.Json();
         Assert.Equal(150, json.GetProperty("steps").GetInt64());
-        Assert.Equal(ModelFile.Load(saved.Path, 8).BestStep, json.GetProperty("best_step").GetInt64());
+        Assert.Equal(ModelFile.Load(saved.Path).BestStep, json.GetProperty("best_step").GetInt64());
         Assert.Equal(0, json.GetProperty("examples_per_second").GetDouble());
         Assert.Equal(0, json.GetProperty("seconds").GetDouble());
         Assert.Equal(JsonValueKind.Null, json.GetProperty("examples").ValueKind);
@@ -453,7 +453,7 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
             var bytes = (byte[])good.Clone();
             bytes[at] ^= 0x04;
             File.WriteAllBytes(path, bytes);
-            var e = Assert.Throws<UserError>(() => ModelFile.Load(path, 8));
+            var e = Assert.Throws<UserError>(() => ModelFile.Load(path));
             Assert.Equal(1, e.ExitCode);
             Assert.Contains(path, e.Message);
             Assert.DoesNotContain('\n', e.Message);
@@ -525,8 +525,8 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
     {
         using var dir = new TempDir();
         // the undamaged files load
-        ModelFile.Load(Write(dir, ModelFileBytes.AbBag().Bytes(), "good-bag.bin"), 8);
-        ModelFile.Load(Write(dir, ModelFileBytes.SmallMlp().Bytes(), "good-mlp.bin"), 8);
+        ModelFile.Load(Write(dir, ModelFileBytes.AbBag().Bytes(), "good-bag.bin"));
+        ModelFile.Load(Write(dir, ModelFileBytes.SmallMlp().Bytes(), "good-mlp.bin"));
 
         var path = Write(dir, Damaged(damage).Bytes());
         var line = InProcess.FailsBeforeTraining(1, "--load", path, "--samples", "1");
@@ -550,8 +550,8 @@ public class ModelFileTests(SavedModel saved) : IClassFixture<SavedModel>
     public void ModelFileLoadOfAFolderOrAMissingFileIsAUserError()
     {
         using var dir = new TempDir();
-        Assert.Contains("folder", Assert.Throws<UserError>(() => ModelFile.Load(dir.Path, 8)).Message);
+        Assert.Contains("folder", Assert.Throws<UserError>(() => ModelFile.Load(dir.Path)).Message);
         var missing = dir.File("missing.bin");
-        Assert.Contains(missing, Assert.Throws<UserError>(() => ModelFile.Load(missing, 8)).Message);
+        Assert.Contains(missing, Assert.Throws<UserError>(() => ModelFile.Load(missing)).Message);
     }
 }

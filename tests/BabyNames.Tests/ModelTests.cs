@@ -28,12 +28,12 @@ public class ModelTests
         Assert.Equal(positional, m.Positional);
         Assert.Equal(3, m.Params.Length);
         Assert.Same(m.Embedding, m.Params[0]);
-        Assert.Same(m.Output, m.Params[1]);
+        Assert.Same(m.OutputWeights, m.Params[1]);
         Assert.Same(m.OutputBias, m.Params[2]);
         Assert.Equal((positional ? K * V : V, Dp), Shape(m.Embedding));
-        Assert.Equal((Vr, Dp), Shape(m.Output));
+        Assert.Equal((Vr, Dp), Shape(m.OutputWeights));
         Assert.Equal((1, Vp), Shape(m.OutputBias));
-        Assert.Null(m.Hidden);
+        Assert.Null(m.HiddenWeights);
         Assert.Null(m.HiddenBias);
         Assert.False(m.UsesTable);
         Assert.Null(m.Table);
@@ -50,11 +50,11 @@ public class ModelTests
         int Dp = (D + 15) / 16 * 16, Hp = (H + 15) / 16 * 16, Vp = (V + 15) / 16 * 16, Vr = (V + 3) / 4 * 4;
         Assert.Equal((Dp, Hp, Vp, Vr), (m.Dp, m.Hp, m.Vp, m.Vr));
         Assert.True(m.Positional);
-        Assert.Equal(new[] { m.Embedding, m.Hidden!, m.HiddenBias!, m.Output, m.OutputBias }, m.Params);
+        Assert.Equal(new[] { m.Embedding, m.HiddenWeights!, m.HiddenBias!, m.OutputWeights, m.OutputBias }, m.Params);
         Assert.Equal((V, Dp), Shape(m.Embedding));
-        Assert.Equal((Hp, K * Dp), Shape(m.Hidden!));
+        Assert.Equal((Hp, K * Dp), Shape(m.HiddenWeights!));
         Assert.Equal((1, Hp), Shape(m.HiddenBias!));
-        Assert.Equal((Vr, Hp), Shape(m.Output));
+        Assert.Equal((Vr, Hp), Shape(m.OutputWeights));
         Assert.Equal((1, Vp), Shape(m.OutputBias));
         Assert.Equal(batch > V, m.UsesTable);
         if (m.UsesTable) Assert.Equal((K * V, Hp), Shape(m.Table!));
@@ -99,7 +99,7 @@ public class ModelTests
         const int V = 37, K = 6;
         var m = Bag(V, K, dim, positional, 3);
         var values = new List<float>();
-        foreach (var (table, realRows) in new[] { (m.Embedding, m.Embedding.Rows), (m.Output, V) })
+        foreach (var (table, realRows) in new[] { (m.Embedding, m.Embedding.Rows), (m.OutputWeights, V) })
             for (int r = 0; r < table.Rows; r++)
                 for (int d = 0; d < table.Cols; d++)
                 {
@@ -145,7 +145,7 @@ public class ModelTests
             for (int k = 0; k < K; k++)
                 for (int d = 0; d < m.Dp; d++)
                 {
-                    float x = m.Hidden!.Data[h * K * m.Dp + k * m.Dp + d];
+                    float x = m.HiddenWeights!.Data[h * K * m.Dp + k * m.Dp + d];
                     if (h < H && d < D) w1.Add(x);
                     else Assert.Equal(0f, x);
                 }
@@ -155,7 +155,7 @@ public class ModelTests
         for (int v = 0; v < m.Vr; v++)
             for (int h = 0; h < m.Hp; h++)
             {
-                float x = m.Output.Data[v * m.Hp + h];
+                float x = m.OutputWeights.Data[v * m.Hp + h];
                 if (v < V && h < H) w.Add(x);
                 else Assert.Equal(0f, x);
             }
@@ -324,14 +324,14 @@ public class ModelTests
     public void MultiplyAddsPerExampleHaveTheirClosedForms()
     {
         // the bag: 3·D·V
-        Assert.Equal(3.0 * 16 * 37, Bag(37, 3, 16, true, 130).MultiplyAddsPerExample);    // 1,776
-        Assert.Equal(3.0 * 20 * 37, Bag(37, 3, 20, false, 10).MultiplyAddsPerExample);    // real D, not Dp
+        Assert.Equal(3.0 * 16 * 37, Bag(37, 3, 16, true, 130).MultiplyAddsPerExample());    // 1,776
+        Assert.Equal(3.0 * 20 * 37, Bag(37, 3, 20, false, 10).MultiplyAddsPerExample());    // real D, not Dp
         // the MLP with its table (B > V): 3·(K·V·D·H / B + H·V)
-        Assert.Equal(3 * (3.0 * 37 * 16 * 48 / 130 + 48 * 37), Mlp(37, 3, 16, 48, 130).MultiplyAddsPerExample, 1e-9);
-        Assert.Equal(3 * (648.0 + 1728), Mlp(27, 6, 16, 64, 256).MultiplyAddsPerExample, 1e-9); // 6·27·16·64 / 256 = 648
+        Assert.Equal(3 * (3.0 * 37 * 16 * 48 / 130 + 48 * 37), Mlp(37, 3, 16, 48, 130).MultiplyAddsPerExample(), 1e-9);
+        Assert.Equal(3 * (648.0 + 1728), Mlp(27, 6, 16, 64, 256).MultiplyAddsPerExample(), 1e-9); // 6·27·16·64 / 256 = 648
         // per example (B ≤ V): 3·(K·D·H + H·V)
-        Assert.Equal(3 * (2304.0 + 1776), Mlp(37, 3, 16, 48, 37).MultiplyAddsPerExample);       // 3·16·48, 48·37
-        Assert.Equal(3 * (6.0 * 20 * 50 + 50 * 27), Mlp(27, 6, 20, 50, 8).MultiplyAddsPerExample);
+        Assert.Equal(3 * (2304.0 + 1776), Mlp(37, 3, 16, 48, 37).MultiplyAddsPerExample());       // 3·16·48, 48·37
+        Assert.Equal(3 * (6.0 * 20 * 50 + 50 * 27), Mlp(27, 6, 20, 50, 8).MultiplyAddsPerExample());
     }
 
     // ---------------------------------------------------------------------------------------------

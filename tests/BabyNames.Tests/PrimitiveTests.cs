@@ -379,7 +379,7 @@ public class PrimitiveTests
         var gradH = Filled((n + 1) * D, float.NaN);             // overwritten, not added to
         float[]? received = null;
 
-        var node = Ops.MatMul(TestData.Leaf(h, g => received = g), W, bias, n, groups, new float[C * Ops.TransposedWidth(R)], output, gradH);
+        var node = Ops.MatMul(TestData.Leaf(h, g => received = g), W, bias, n, groups, new float[C * Ops.RoundUp(R, Ops.PairWidth)], output, gradH);
 
         Assert.Same(output, node.Value);
         for (int g = 0; g < groups; g++)

@@ -477,7 +477,7 @@ public class SamplingRuleTests
         var all = Cli.Run(args);
         Assert.Equal(0, all.Code);
         var samples = Output.JsonSamples(all.Json());
-        var training = ModelFile.Load(model, 8).TrainingNames;
+        var training = ModelFile.Load(model).TrainingNames;
         Assert.Equal(36, training.Count); // 90% of 40
         Assert.Subset(TestData.TinyNames.ToHashSet(), training.ToHashSet());
         Assert.All(samples, s => Assert.Equal(training.Contains(s.Name), s.InTraining));

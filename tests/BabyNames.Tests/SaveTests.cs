@@ -22,7 +22,7 @@ public class SaveTests
 
     static void AssertIsAModel(string path)
     {
-        var t = ModelFile.Load(path, 8);
+        var t = ModelFile.Load(path);
         Assert.Equal(20, t.Steps);
     }
 

@@ -25,8 +25,8 @@ public sealed class ScoredModels : IDisposable
             "--samples", "0", "--save", MlpPath).AssertSuccess();
         Cli.Run("--names", NamesPath, "--steps", "300", "--batch-size", "32", "--context", "3", "--dim", "8", "--model", "bag",
             "--samples", "0", "--save", BagPath).AssertSuccess();
-        Mlp = ModelFile.Load(MlpPath, 16);
-        Bag = ModelFile.Load(BagPath, 16);
+        Mlp = ModelFile.Load(MlpPath);
+        Bag = ModelFile.Load(BagPath);
     }
 
     public void Dispose() => dir.Dispose();
@@ -322,7 +322,7 @@ public class ScoringTests(ScoredModels models) : IClassFixture<ScoredModels>
         Assert.Equal(0, r.Code);
         Assert.Equal($"Saved model to {model}\n", r.Err.Replace("\r\n", "\n"));
         var rows = Scores(ParseOut(r));
-        var saved = ModelFile.Load(model, 16);
+        var saved = ModelFile.Load(model);
         Assert.Equal(100, saved.Steps);
         Assert.Equal(ReferenceBits(saved, "kisa").Sum(), rows[0].GetProperty("bits").GetDouble(), 1e-3);
         Assert.Equal(ReferenceBits(saved, "vovo").Sum(), rows[1].GetProperty("bits").GetDouble(), 1e-3);

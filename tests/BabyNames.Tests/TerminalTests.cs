@@ -141,7 +141,7 @@ public class TerminalTests
         string[] args = ["--seconds", "3600", "--samples", "3", "--save", model];
         var r = InProcess.Run(json ? [.. args, "--json"] : args, stop.Token, started => { if (started) stop.Cancel(); });
         Assert.True(r.Code == 0, r.Err);
-        var saved = ModelFile.Load(model, 8);
+        var saved = ModelFile.Load(model);
         Assert.InRange(saved.Steps, 1, 100);
         if (json)
         {
@@ -234,7 +234,7 @@ public class TerminalTests
             Assert.Equal($"Saved model to {model}", lines[^1]);
             var steps = long.Parse(System.Text.RegularExpressions.Regex.Match(lines[2], @"^Steps: ([\d,]+) ").Groups[1].Value,
                 NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
-            Assert.Equal(steps, ModelFile.Load(model, 8).Steps);
+            Assert.Equal(steps, ModelFile.Load(model).Steps);
         }
         finally { if (!app.HasExited) app.Kill(entireProcessTree: true); }
     }

@@ -280,7 +280,7 @@ internal static class Reference
                 double a = m.HiddenBias!.Data[h];
                 for (int k = 0; k < m.K; k++)
                     for (int d = 0; d < m.D; d++)
-                        a += m.Hidden!.Data[h * m.Hidden.Cols + k * Dp + d] * (double)m.Embedding.Data[context[k] * Dp + d];
+                        a += m.HiddenWeights!.Data[h * m.HiddenWeights.Cols + k * Dp + d] * (double)m.Embedding.Data[context[k] * Dp + d];
                 features[h] = Math.Tanh(a);
             }
         }
@@ -288,7 +288,7 @@ internal static class Reference
         for (int v = 0; v < V; v++)
         {
             double s = m.OutputBias.Data[v];
-            for (int j = 0; j < features.Length; j++) s += features[j] * m.Output.Data[v * m.Output.Cols + j];
+            for (int j = 0; j < features.Length; j++) s += features[j] * m.OutputWeights.Data[v * m.OutputWeights.Cols + j];
             logits[v] = s;
         }
         return LogSoftmax(logits, V);
