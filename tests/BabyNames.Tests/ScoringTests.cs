@@ -113,11 +113,12 @@ public class ScoringTests(ScoredModels models) : IClassFixture<ScoredModels>
             var expected = ReferenceBits(t, names[i]);
             Assert.Null(scores[i].Error);
             Assert.Equal(names[i], scores[i].Name);
-            Assert.Equal(expected.Length, scores[i].Letters.Length);
+            Assert.Equal(expected.Length, scores[i].LetterBits.Count);
+            Assert.Equal([.. t.Vocab.Encode(names[i]).Select(c => (byte)c), (byte)Vocabulary.Boundary], scores[i].Letters);
             for (int j = 0; j < expected.Length; j++)
-                Assert.True(Math.Abs(expected[j] - scores[i].Letters[j].Bits) <= 1e-4 * Math.Max(1, expected[j]),
-                    $"{names[i]} letter {j}: {scores[i].Letters[j].Bits} vs {expected[j]}");
-            Assert.Equal(scores[i].Letters.Sum(l => l.Bits), scores[i].Bits, 1e-9);
+                Assert.True(Math.Abs(expected[j] - scores[i].LetterBits[j]) <= 1e-4 * Math.Max(1, expected[j]),
+                    $"{names[i]} letter {j}: {scores[i].LetterBits[j]} vs {expected[j]}");
+            Assert.Equal(scores[i].LetterBits.Sum(), scores[i].Bits, 1e-9);
             Assert.Equal(t.TrainingNames.Contains(names[i]), scores[i].InTraining);
         }
     }
