@@ -1161,20 +1161,28 @@ internal sealed class Model
 
     public Node<float> Loss(Shard s, int n) => Ops.SoftmaxCrossEntropy(Logits(s, n), s.Targets, n, V, s.Probs, s.GradLogits);
 
-    /// <summary>Every example of a set through the first shard, a shard at a time, forward only:
-    /// `each` hears where the chunk starts in the set, its size and its mean loss, while the
-    /// shard's buffers (its Probs, say) still hold the chunk's.</summary>
-    public void ForwardAll(Examples set, Action<int, int, float> each)
+    /// <summary>Every example of a set through a shard, a shard's worth at a time, forward only:
+    /// `each` hears the shard, where its chunk starts in the set, the chunk's size and its mean
+    /// loss, while the shard's buffers (its Probs, say) still hold the chunk's. With several
+    /// threads, each takes every so many chunks on a copy of the model, and `each` is called
+    /// from all of them, for different chunks.</summary>
+    public void ForwardAll(Examples set, Action<Shard, int, int, float> each, int threads = 1)
     {
-        var shard = Shards[0];
-        var picks = new int[shard.Count]; // (n)
-        for (int start = 0; start < set.Count; start += shard.Count)
+        int chunk = Shards[0].Count, chunks = (set.Count + chunk - 1) / chunk;
+        using var crew = new Crew(Math.Min(threads, chunks));
+        Model[] copies = [this, .. Enumerable.Range(1, crew.Size - 1).Select(_ => Clone())];
+        Shard[] shards = [Shards[0], .. copies.Skip(1).Select(copy => new Shard(copy, 0))];
+        crew.Run(member =>
         {
-            int n = Math.Min(shard.Count, set.Count - start);
-            for (int b = 0; b < n; b++) picks[b] = start + b;
-            shard.Load(set, picks.AsSpan(0, n));
-            each(start, n, Loss(shard, n).Value);
-        }
+            var (model, shard, picks) = (copies[member], shards[member], new int[chunk]); // picks: (n)
+            for (int c = member; c < chunks; c += crew.Size)
+            {
+                int start = c * chunk, n = Math.Min(chunk, set.Count - start);
+                for (int b = 0; b < n; b++) picks[b] = start + b;
+                shard.Load(set, picks.AsSpan(0, n));
+                each(shard, start, n, model.Loss(shard, n).Value);
+            }
+        });
     }
 
     /// <summary>Makes the MLP's table for the current E and W1: T = matmul(E, W1) in K groups,
@@ -1544,7 +1552,7 @@ internal static class Trainer
     public static double Evaluate(Model model, Examples set)
     {
         double total = 0;
-        model.ForwardAll(set, (_, n, loss) => total += (double)loss * n);
+        model.ForwardAll(set, (_, _, n, loss) => total += (double)loss * n);
         return total / set.Count;
     }
 
@@ -1838,7 +1846,7 @@ internal sealed record NameScore(string Name, double Bits, bool InTraining, Arra
 internal static class Scoring
 {
     /// <summary>Scores names, in their order: every letter's probability comes from the same
-    /// forward pass as training, a shard at a time, with no backward pass.</summary>
+    /// forward pass as training, a shard at a time on every core, with no backward pass.</summary>
     public static List<NameScore> Score(Model model, Vocabulary vocab, IReadOnlySet<string> training, IReadOnlyList<string> names)
     {
         var normalized = names.Select(name => Names.Normalize(name)).ToArray();
@@ -1848,15 +1856,14 @@ internal static class Scoring
         // of L letters has L + 1 examples, the last of which predicts its end
         var letters = new byte[examples.Count];
         var bits = new double[examples.Count];
-        model.ForwardAll(examples, (start, n, _) =>
+        model.ForwardAll(examples, (shard, start, n, _) =>
         {
-            var shard = model.Shards[0];
             for (int b = 0; b < n; b++)
             {
                 letters[start + b] = (byte)shard.Targets[b];
                 bits[start + b] = -Math.Log2(shard.Probs[b * model.Vp + shard.Targets[b]]);
             }
-        });
+        }, threads: Environment.ProcessorCount);
         var scores = new List<NameScore>(names.Count);
         for (int i = 0, next = 0; i < names.Count; i++)
         {
@@ -2435,7 +2442,7 @@ internal static class Report
             foreach (var s in scores)
             {
                 Score(w, s, t.Vocab);
-                if (buffer.WrittenCount > 1 << 16) Pass();
+                if (w.BytesPending > 1 << 16) Pass();
             }
             w.WriteEndArray();
         }
