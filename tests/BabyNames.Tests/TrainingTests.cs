@@ -408,52 +408,45 @@ public class TrainingTests
         Assert.Empty(Directory.GetFiles(folder.Path)); // no temporary file left either
     }
 
-    [Fact]
-    public void ACancelledTokenStopsTrainingAfterAtLeastOneStep()
+    /// <summary>A run of a billion steps whose token `onStart` cancels (at once, or later) when
+    /// training starts: its exit code, JSON and saved model.</summary>
+    static (int Code, JsonElement Json, Trained Saved) Interrupted(Action<CancellationTokenSource> onStart)
     {
-        // Ctrl+C as soon as training starts: one step, then the run saves and samples as usual
         using var names = new TempFile(TestData.SyllableNamesFile);
         using var folder = new TempDir();
         string saved = folder.File("model.bin");
         using var stop = new CancellationTokenSource();
         var (stdout, stderr) = (new StringWriter(), new StringWriter());
-
         int code = Program.Run(["--names", names.Path, "--steps", "1000000000", "--samples", "6", "--json", "--save", saved],
-            stdout, stderr, stop.Token, started => { if (started) stop.Cancel(); });
-
+            stdout, stderr, stop.Token, started => { if (started) onStart(stop); });
         Assert.True(code == 0, stderr.ToString());
         using var json = JsonDocument.Parse(stdout.ToString());
-        var root = json.RootElement;
+        return (code, json.RootElement.Clone(), ModelFile.Load(saved));
+    }
+
+    [Fact]
+    public void ACancelledTokenStopsTrainingAfterAtLeastOneStep()
+    {
+        // Ctrl+C as soon as training starts: one step, then the run saves and samples as usual
+        var (_, root, saved) = Interrupted(stop => stop.Cancel());
         Assert.True(root.GetProperty("stopped_early").GetBoolean());
         Assert.Equal(1, root.GetProperty("steps").GetInt64());
         Assert.Equal(6, root.GetProperty("samples").GetArrayLength());
-        Assert.Equal(1, ModelFile.Load(saved).Steps);
+        Assert.Equal(1, saved.Steps);
     }
 
     [Fact]
     public void ATokenCancelledDuringTrainingStopsItEarlyAndTheRunStillSamples()
     {
-        using var names = new TempFile(TestData.SyllableNamesFile);
-        using var folder = new TempDir();
-        string saved = folder.File("model.bin");
-        using var stop = new CancellationTokenSource();
-        var (stdout, stderr) = (new StringWriter(), new StringWriter());
-
         // a billion steps would take hours: a timer cancels them a fifth of a second in
-        int code = Program.Run(["--names", names.Path, "--steps", "1000000000", "--samples", "6", "--json", "--save", saved],
-            stdout, stderr, stop.Token, started => { if (started) stop.CancelAfter(200); });
-
-        Assert.True(code == 0, stderr.ToString());
-        using var json = JsonDocument.Parse(stdout.ToString());
-        var root = json.RootElement;
+        var (_, root, saved) = Interrupted(stop => stop.CancelAfter(200));
         Assert.True(root.GetProperty("stopped_early").GetBoolean());
         long steps = root.GetProperty("steps").GetInt64();
         Assert.InRange(steps, 1, 999_999_999);
         Assert.Equal(6, root.GetProperty("samples").GetArrayLength());
         Assert.True(double.IsFinite(root.GetProperty("val_loss").GetDouble()));
-        var loaded = ModelFile.Load(saved);
-        Assert.Equal(steps, loaded.Steps);
-        Assert.Equal(root.GetProperty("best_step").GetInt64(), loaded.BestStep);
+        Assert.Equal(steps, saved.Steps);
+        Assert.Equal(root.GetProperty("best_step").GetInt64(), saved.BestStep);
     }
 
     [Fact]
