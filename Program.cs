@@ -1497,12 +1497,11 @@ internal static class Trainer
         readonly int[] picks;             // (B) the batch's examples
         readonly double[] losses;         // (S) each shard's share of the batch's mean loss
         readonly Action<int> forwardAndBack, update;
-        readonly float decay;
         float rate;
 
         public Stepper(Model model, Examples train, int threads, float decay)
         {
-            (this.train, this.decay) = (train, decay);
+            this.train = train;
             crew = new Crew(Math.Min(threads, model.ShardCount));
             models = [model, .. Enumerable.Range(1, crew.Size - 1).Select(_ => model.Clone())];
             shards = [.. model.Shards.Select((shard, s) => s % crew.Size == 0 ? shard : new Shard(models[s % crew.Size], s))];
@@ -2410,7 +2409,7 @@ internal static class Report
             ["examples"] = run is null ? null : run.Steps * (double)o.Settings.BatchSize,
             ["examples_per_second"] = Math.Round(ExamplesPerSecond(o)),
             ["threads"] = run?.Threads ?? 1,
-            ["macs_per_example"] = Math.Round(t.Model.MultiplyAddsPerExample(run?.Threads ?? 1), 1),
+            ["macs_per_example"] = run is null ? null : Math.Round(t.Model.MultiplyAddsPerExample(run.Threads), 1),
             ["train_loss"] = t.TrainLoss,
             ["val_loss"] = t.ValidationLoss,
             ["bigram_val_loss"] = t.BigramLoss,
@@ -2607,6 +2606,7 @@ internal sealed class CommandLine
             : s.OrderBlind && s.Model == ModelKind.Mlp ? "--order-blind is a variant of the bag: give --model bag with it"
             : Given(parsed, hidden) && s.Model == ModelKind.Bag ? "--hidden is for the MLP, and --model bag has no hidden layer"
             : s.Sort && !s.ScoresNames ? "--sort orders scores: give --score or --score-file with it"
+            : s.NamesPath == "-" && s.ScoreFile == "-" ? "--names - and --score-file - cannot both read standard input: give one of them a file"
             : null);
     }
 

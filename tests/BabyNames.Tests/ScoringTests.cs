@@ -293,6 +293,15 @@ public class ScoringTests(ScoredModels models) : IClassFixture<ScoredModels>
         Assert.Contains("no names to score", App.Run(["--load", models.MlpPath, "--score-file", "-"], input: "").AssertOneError(2));
 
     [Fact]
+    public void NamesAndScoreFileCannotBothReadStandardInput()
+    {
+        var line = InProcess.FailsBeforeTraining(2, "--names", "-", "--score-file", "-", "--steps", "5");
+        Assert.Contains("--names -", line);
+        Assert.Contains("--score-file -", line);
+        Assert.Contains("standard input", line);
+    }
+
+    [Fact]
     public void AMissingScoreFileIsOneLine()
     {
         var path = Path.Combine(Path.GetTempPath(), $"babynames-missing-{Guid.NewGuid():N}.txt");
