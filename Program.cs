@@ -1266,10 +1266,10 @@ internal sealed class Shard
     public Param? Table { get; }
     public Param OutputWeights { get; }
     public Param OutputBias { get; }
-    public float[] Gathered, GradGathered;           // (n,K,Dp), or (n,K,Hp) from the MLP's table
-    public float[] PreActivation, GradPreActivation; // (n,Hp): the MLP's first layer before tanh
-    public float[] Features, GradFeatures;           // (n,Dp) or (n,Hp): what the output layer reads
-    public float[] Logits, Probs, GradLogits;        // (n,Vp)
+    public readonly float[] Gathered, GradGathered;           // (n,K,Dp), or (n,K,Hp) from the MLP's table
+    public readonly float[] PreActivation, GradPreActivation; // (n,Hp): the MLP's first layer before tanh
+    public readonly float[] Features, GradFeatures;           // (n,Dp) or (n,Hp): what the output layer reads
+    public readonly float[] Logits, Probs, GradLogits;        // (n,Vp)
 
     /// <summary>Shard `index` of the model's ShardCount: its slice of the batch, its buffers, and,
     /// when there are several shards, replicas of the Params it writes.</summary>
